@@ -1,0 +1,219 @@
+"""`doorctl` command line (contract §6)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from controller.config import DEFAULT_PATH, ConfigError, load_config, referenced_file_problems
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _load_or_report(path: str) -> object:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"doorctl: configuration {path} has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return EXIT_USAGE
+    problems = referenced_file_problems(config)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return EXIT_USAGE
+    print(f"{args.config}: ok")
+    return EXIT_OK
+
+
+def _codes_from(args_codes: Sequence[str]) -> Iterable[str]:
+    if args_codes:
+        yield from args_codes
+        return
+    for line in sys.stdin:
+        line = line.rstrip("\r\n")
+        if line:
+            yield line
+
+
+def cmd_verify_code(args: argparse.Namespace) -> int:
+    from controller.codes import CodeVerifier
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    creds = config.credentials  # type: ignore[attr-defined]
+    verifier = CodeVerifier(
+        creds.keys,
+        issuer=creds.issuer,
+        store=config.door.store,  # type: ignore[attr-defined]
+        max_clock_skew_seconds=creds.max_clock_skew_seconds,
+        max_code_ttl_seconds=creds.max_code_ttl_seconds,
+        max_command_ttl_seconds=creds.max_command_ttl_seconds,
+    )
+    now = args.at if args.at is not None else time.time()
+    revoked = frozenset(args.revoked or ())
+    for text in _codes_from(args.codes):
+        verdict = verifier.verify(text, now, revoked=revoked)
+        if verdict.ok and verdict.code is not None:
+            act = f" {verdict.code.act}" if verdict.code.act else ""
+            print(f"ok {verdict.code.member}{act}")
+        else:
+            print(f"denied {verdict.reason}")
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    private_b64 = base64.b64encode(private).decode()
+    public_b64 = base64.b64encode(public).decode()
+    if args.out:
+        out = Path(args.out)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(private_b64 + "\n")
+        print(f"# private key written to {out} (mode 0600); keep it off the door")
+    else:
+        print(f"# private key (keep it off the door): {private_b64}")
+    print("# add to [credentials.keys] on every door that should trust it:")
+    print(f'{args.kid} = "{public_b64}"')
+    return EXIT_OK
+
+
+def _read_private_key(args: argparse.Namespace) -> bytes:
+    text = args.private_key
+    if args.key_file:
+        text = Path(args.key_file).read_text().strip()
+    if not text:
+        raise ValueError("give --private-key BASE64 or --key-file FILE")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("private key is not valid base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"private key must be 32 raw bytes, got {len(raw)}")
+    return raw
+
+
+def cmd_issue_code(args: argparse.Namespace) -> int:
+    from controller.codes import mint_code
+
+    try:
+        private = _read_private_key(args)
+    except (ValueError, OSError) as exc:
+        print(f"doorctl issue-code: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    iat = int(args.iat if args.iat is not None else time.time())
+    cti = bytes.fromhex(args.cti) if args.cti else secrets.token_bytes(16)
+    text = mint_code(
+        private,
+        kid=args.kid,
+        issuer=args.issuer,
+        member=args.member,
+        iat=iat,
+        exp=iat + args.ttl,
+        cti=cti,
+        stores=args.store or None,
+        act=args.act,
+    )
+    print(text)
+    if args.png:
+        import segno
+
+        segno.make_qr(text, error="m").save(args.png, scale=8, border=4)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from controller.daemon import run_daemon
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    return run_daemon(config, sim=args.sim, sim_socket=args.sim_socket)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="doorctl", description="Door controller for shared-office stores")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", default=str(DEFAULT_PATH), help=f"config file (default {DEFAULT_PATH})")
+
+    p = sub.add_parser("run", help="run the door")
+    with_config(p)
+    p.add_argument("--sim", action="store_true", help="the hardware simulator replaces GPIO and readers")
+    p.add_argument("--sim-socket", help="simulator control socket (default: sim.sock beside the journal)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="check a configuration file")
+    with_config(p)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("verify-code", help="check member codes against the configured keys")
+    with_config(p)
+    p.add_argument("--at", type=float, help="check as of this unix time (default now)")
+    p.add_argument("--revoked", nargs="+", action="extend", metavar="ID", help="treat these members as revoked")
+    p.add_argument("codes", nargs="*", help="codes (default: one a line on standard input)")
+    p.set_defaults(func=cmd_verify_code)
+
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair for minting codes")
+    p.add_argument("--kid", default="k1", help="key name (kid) to print in the config line")
+    p.add_argument("--out", help="write the private key here (mode 0600) instead of printing it")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("issue-code", help="mint a member code (benches and tests; never on a door)")
+    key = p.add_mutually_exclusive_group(required=True)
+    key.add_argument("--private-key", help="base64 raw 32-byte Ed25519 private key")
+    key.add_argument("--key-file", help="file holding the base64 private key")
+    p.add_argument("--kid", required=True)
+    p.add_argument("--member", required=True)
+    p.add_argument("--issuer", default="officepass")
+    p.add_argument("--act", choices=["check_in", "unlock", "checkout_begin", "checkout"])
+    p.add_argument("--ttl", type=int, default=120, help="seconds from iat to exp (default 120)")
+    p.add_argument("--iat", type=int, help="issued-at unix time (default now)")
+    p.add_argument("--cti", help="code id as hex (default random 16 bytes)")
+    p.add_argument("--store", nargs="+", action="extend", help="valid only at these store ids")
+    p.add_argument("--png", help="also write the code as a QR image to this PNG file")
+    p.set_defaults(func=cmd_issue_code)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""Strict configuration (contract §5).
+
+The whole file is checked before anything touches hardware, and every problem
+is reported at once with its key path (`lock.relay_pin`, `reader[1].port`), so
+a technician fixes a file in one round trip instead of one error at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+DEFAULT_PATH = Path("/etc/doorctl/doorctl.toml")
+DEFAULT_STORAGE = "/var/lib/doorctl/doorctl.db"
+DEFAULT_PREFIX = "officepass/v1"
+
+# gpiozero pin names a technician may write: GPIO17, BCM17, BOARD11, J8:11, WPI0.
+_PIN_RE = re.compile(r"(GPIO|BCM|BOARD|WPI)\d{1,2}|J8:\d{1,2}")
+_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_TOPIC_RE = re.compile(r"[^#+\x00]+")
+_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration file, one `key: why` per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class DoorConfig:
+    store: str
+    name: str
+    seats: int = 2
+    session_limit_minutes: int = 120
+    auto_checkout_after_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class LockConfig:
+    relay_pin: str
+    relay_active_high: bool = True
+    unlock_seconds: float = 5
+    max_unlock_seconds: float = 15
+    door_sensor_pin: str | None = None
+    exit_button_pin: str | None = None
+    fire_alarm_pin: str | None = None
+    lock_sensor_pin: str | None = None
+    door_held_seconds: float = 30
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    name: str
+    type: str  # camera | serial
+    side: str  # entry | exit
+    source: str | int | None = None  # camera
+    port: str | None = None  # serial
+    baudrate: int = 9600
+
+
+@dataclass(frozen=True)
+class CredentialsConfig:
+    keys: dict[str, bytes]
+    issuer: str = "officepass"
+    max_clock_skew_seconds: int = 60
+    max_code_ttl_seconds: int = 300
+    max_command_ttl_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int
+    tls: bool = True
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    topic_prefix: str = DEFAULT_PREFIX
+    home_assistant: bool = False
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: str = DEFAULT_STORAGE
+
+
+@dataclass(frozen=True)
+class Config:
+    door: DoorConfig
+    lock: LockConfig
+    readers: tuple[ReaderConfig, ...]
+    credentials: CredentialsConfig
+    mqtt: MqttConfig | None
+    storage: StorageConfig
+    source_path: Path | None = field(default=None, compare=False)
+
+
+# --- field specifications -------------------------------------------------------------
+
+Check = Callable[[Any], str | None]  # returns why the value is wrong, or None
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    check: Check | None = None
+
+
+def _range(lo: float | None = None, hi: float | None = None) -> Check:
+    def check(v: Any) -> str | None:
+        if lo is not None and v < lo:
+            return f"must be at least {lo}"
+        if hi is not None and v > hi:
+            return f"must be at most {hi}"
+        return None
+
+    return check
+
+
+def _regex(pattern: re.Pattern[str], what: str) -> Check:
+    return lambda v: None if pattern.fullmatch(v) else f"must be {what}"
+
+
+def _one_of(*options: Any) -> Check:
+    return lambda v: None if v in options else f"must be one of {', '.join(map(str, options))}"
+
+
+def _nonempty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+_STR, _INT, _BOOL, _NUM = (str,), (int,), (bool,), (int, float)
+_PIN = Field(_STR, check=_regex(_PIN_RE, "a gpiozero pin name such as GPIO17"))
+_ID = _regex(_ID_RE, "1-64 characters of A-Za-z0-9._-")
+
+DOOR_FIELDS = {
+    "store": Field(_STR, required=True, check=_ID),
+    "name": Field(_STR, required=True, check=_ID),
+    "seats": Field(_INT, default=2, check=_range(0, 1000)),
+    "session_limit_minutes": Field(_INT, default=120, check=_range(1, 24 * 60)),
+    "auto_checkout_after_minutes": Field(_INT, default=30, check=_range(0, 7 * 24 * 60)),
+}
+LOCK_FIELDS = {
+    "relay_pin": Field(_STR, required=True, check=_PIN.check),
+    "relay_active_high": Field(_BOOL, default=True),
+    "unlock_seconds": Field(_NUM, default=5, check=_range(0.2, 60)),
+    "max_unlock_seconds": Field(_NUM, default=15, check=_range(0.5, 120)),
+    "door_sensor_pin": _PIN,
+    "exit_button_pin": _PIN,
+    "fire_alarm_pin": _PIN,
+    "lock_sensor_pin": _PIN,
+    "door_held_seconds": Field(_NUM, default=30, check=_range(1, 3600)),
+}
+READER_COMMON = {
+    "name": Field(_STR, required=True, check=_ID),
+    "type": Field(_STR, required=True, check=_one_of("camera", "serial")),
+    "side": Field(_STR, required=True, check=_one_of("entry", "exit")),
+}
+READER_BY_TYPE = {
+    "camera": {"source": Field((str, int), required=True)},
+    "serial": {
+        "port": Field(_STR, required=True, check=_nonempty),
+        "baudrate": Field(_INT, default=9600, check=_one_of(*_BAUDRATES)),
+    },
+}
+CREDENTIAL_FIELDS = {
+    "issuer": Field(_STR, default="officepass", check=_nonempty),
+    "max_clock_skew_seconds": Field(_INT, default=60, check=_range(0, 3600)),
+    "max_code_ttl_seconds": Field(_INT, default=300, check=_range(1, 86400)),
+    "max_command_ttl_seconds": Field(_INT, default=60, check=_range(1, 86400)),
+}
+MQTT_FIELDS = {
+    "host": Field(_STR, required=True, check=_nonempty),
+    "port": Field(_INT, check=_range(1, 65535)),
+    "tls": Field(_BOOL, default=True),
+    "ca_file": Field(_STR),
+    "cert_file": Field(_STR),
+    "key_file": Field(_STR),
+    "username": Field(_STR),
+    "password_file": Field(_STR),
+    "topic_prefix": Field(
+        _STR, default=DEFAULT_PREFIX, check=_regex(_TOPIC_RE, "a topic without wildcards")
+    ),
+    "home_assistant": Field(_BOOL, default=False),
+}
+STORAGE_FIELDS = {"path": Field(_STR, default=DEFAULT_STORAGE, check=_nonempty)}
+SECTIONS = {"door", "lock", "reader", "credentials", "mqtt", "storage"}
+
+
+def _type_name(kind: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
+    if kind == _NUM:
+        return "a number"
+    return " or ".join(names[k] for k in kind)
+
+
+class _Reader:
+    """Collects problems while pulling typed values out of parsed TOML."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def table(self, data: dict[str, Any], path: str, fields: dict[str, Field]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in data:
+            if key not in fields:
+                self.problems.append(f"{path}.{key}: unknown key")
+        for key, spec in fields.items():
+            where = f"{path}.{key}"
+            if key not in data:
+                if spec.required:
+                    self.problems.append(f"{where}: required key is missing")
+                elif spec.default is not None:
+                    out[key] = spec.default
+                continue
+            value = data[key]
+            # bool is an int in Python; TOML keeps them apart and so do we.
+            if isinstance(value, bool) != (bool in spec.kind) or not isinstance(value, spec.kind):
+                self.problems.append(f"{where}: must be {_type_name(spec.kind)}, got {value!r}")
+                continue
+            why = spec.check(value) if spec.check else None
+            if why:
+                self.problems.append(f"{where}: {why} (got {value!r})")
+                continue
+            out[key] = value
+        return out
+
+    def section(self, doc: dict[str, Any], name: str) -> dict[str, Any] | None:
+        if name not in doc:
+            return None
+        value = doc[name]
+        if not isinstance(value, dict):
+            self.problems.append(f"{name}: must be a table [{name}]")
+            return None
+        return value
+
+
+def parse_config(doc: dict[str, Any], source_path: Path | None = None) -> Config:
+    """Build a Config from parsed TOML or raise ConfigError listing every problem."""
+    r = _Reader()
+    for name in doc:
+        if name not in SECTIONS:
+            r.problems.append(f"{name}: unknown section or key")
+
+    door_raw = r.section(doc, "door")
+    if door_raw is None and "door" not in doc:
+        r.problems.append("door: required section [door] is missing")
+    door = r.table(door_raw or {}, "door", DOOR_FIELDS) if door_raw is not None else {}
+
+    lock_raw = r.section(doc, "lock")
+    if lock_raw is None and "lock" not in doc:
+        r.problems.append("lock: required section [lock] is missing")
+    lock = r.table(lock_raw or {}, "lock", LOCK_FIELDS) if lock_raw is not None else {}
+    if lock:
+        if lock.get("unlock_seconds", 5) > lock.get("max_unlock_seconds", 15):
+            r.problems.append("lock.unlock_seconds: must not exceed lock.max_unlock_seconds")
+        pins: dict[str, str] = {}
+        for key in ("relay_pin", "door_sensor_pin", "exit_button_pin", "fire_alarm_pin", "lock_sensor_pin"):
+            pin = lock.get(key)
+            if pin is None:
+                continue
+            if pin in pins:
+                r.problems.append(f"lock.{key}: pin {pin} is already used by lock.{pins[pin]}")
+            pins[pin] = key
+
+    readers = _readers(r, doc.get("reader", []))
+    credentials = _credentials(r, doc)
+
+    mqtt: dict[str, Any] | None = None
+    mqtt_raw = r.section(doc, "mqtt")
+    if mqtt_raw is not None:
+        mqtt = r.table(mqtt_raw, "mqtt", MQTT_FIELDS)
+        mqtt.setdefault("port", 8883 if mqtt.get("tls", True) else 1883)
+        if ("cert_file" in mqtt) != ("key_file" in mqtt):
+            r.problems.append("mqtt.cert_file: cert_file and key_file go together")
+        if "password_file" in mqtt and "username" not in mqtt:
+            r.problems.append("mqtt.password_file: needs mqtt.username")
+
+    storage_raw = r.section(doc, "storage")
+    storage = r.table(storage_raw or {}, "storage", STORAGE_FIELDS)
+    if source_path is not None and "path" in storage:
+        # A relative journal path is relative to the config file, not to wherever doorctl ran.
+        storage["path"] = str((source_path.parent / storage["path"]).resolve())
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    return Config(
+        door=DoorConfig(**door),
+        lock=LockConfig(**lock),
+        readers=tuple(readers),
+        credentials=credentials,  # type: ignore[arg-type]  # set whenever there are no problems
+        mqtt=MqttConfig(**{k: (v or None) if k in _OPTIONAL_TEXT else v for k, v in mqtt.items()})
+        if mqtt is not None
+        else None,
+        storage=StorageConfig(**storage),
+        source_path=source_path,
+    )
+
+
+# Empty strings in these keys mean "not set", as the contract's example writes them.
+_OPTIONAL_TEXT = {"ca_file", "cert_file", "key_file", "username", "password_file"}
+
+
+def _readers(r: _Reader, raw: Any) -> list[ReaderConfig]:
+    if not isinstance(raw, list):
+        r.problems.append("reader: must be an array of tables [[reader]]")
+        return []
+    readers: list[ReaderConfig] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        path = f"reader[{i}]"
+        if not isinstance(item, dict):
+            r.problems.append(f"{path}: must be a table")
+            continue
+        kind = item.get("type")
+        fields = dict(READER_COMMON)
+        if kind in READER_BY_TYPE:
+            fields.update(READER_BY_TYPE[kind])
+        else:
+            # The type itself is wrong: do not also call every type-specific key unknown.
+            for specific in READER_BY_TYPE.values():
+                fields.update({k: Field(f.kind) for k, f in specific.items()})
+        before = len(r.problems)
+        values = r.table(item, path, fields)
+        name = values.get("name")
+        if name is not None:
+            if name in seen:
+                r.problems.append(f"{path}.name: reader name {name!r} is used twice")
+            seen.add(name)
+        if len(r.problems) == before:
+            readers.append(ReaderConfig(**values))
+    return readers
+
+
+def _credentials(r: _Reader, doc: dict[str, Any]) -> CredentialsConfig | None:
+    raw = r.section(doc, "credentials")
+    if raw is None:
+        if "credentials" not in doc:
+            r.problems.append("credentials: required section [credentials] is missing")
+        return None
+    keys_raw = raw.get("keys")
+    values = r.table({k: v for k, v in raw.items() if k != "keys"}, "credentials", CREDENTIAL_FIELDS)
+    keys: dict[str, bytes] = {}
+    if keys_raw is None:
+        r.problems.append("credentials.keys: required table [credentials.keys] is missing")
+    elif not isinstance(keys_raw, dict):
+        r.problems.append("credentials.keys: must be a table of kid = base64 public key")
+    else:
+        for kid, value in keys_raw.items():
+            where = f"credentials.keys.{kid}"
+            if not 1 <= len(kid.encode("utf-8")) <= 16:
+                r.problems.append(f"{where}: key name (the kid) must be 1-16 bytes of UTF-8")
+                continue
+            if not isinstance(value, str):
+                r.problems.append(f"{where}: must be a base64 string")
+                continue
+            try:
+                key = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                r.problems.append(f"{where}: is not valid base64")
+                continue
+            if len(key) != 32:
+                r.problems.append(f"{where}: must decode to a 32-byte Ed25519 public key, got {len(key)}")
+                continue
+            try:
+                Ed25519PublicKey.from_public_bytes(key)
+            except ValueError:
+                r.problems.append(f"{where}: is not a usable Ed25519 public key")
+                continue
+            keys[kid] = key
+        if not keys_raw:
+            r.problems.append("credentials.keys: at least one trusted key is required")
+    return CredentialsConfig(keys=keys, **values)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a config file; raise ConfigError listing every problem."""
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{p}: cannot read ({exc})"]) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{p}: not valid TOML ({exc})"]) from None
+    return parse_config(doc, source_path=p)
+
+
+def referenced_file_problems(config: Config) -> list[str]:
+    """Files the config points at that are not there: checked by check-config, not by the loader,
+    so a config can be prepared before its certificates are copied in."""
+    problems: list[str] = []
+    if config.mqtt is not None:
+        for key in ("ca_file", "cert_file", "key_file", "password_file"):
+            value = getattr(config.mqtt, key)
+            if value and not Path(value).is_file():
+                problems.append(f"mqtt.{key}: file {value} does not exist")
+    return problems

@@ -1,0 +1,106 @@
+"""`doorctl run`: wire the journal, the decision core and the reactor together."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from types import FrameType
+
+from controller.config import Config
+from controller.core import DoorCore
+from controller.journal import Journal, JournalError
+from controller.reactor import Reactor
+from controller.sdnotify import Notifier
+
+log = logging.getLogger("doorctl")
+
+TICK_SECONDS = 1.0
+FLOOR_SAVE_SECONDS = 60.0
+PRUNE_SECONDS = 3600.0
+
+
+def setup_logging() -> None:
+    # journald stamps time and unit itself: one short line per record, no secrets.
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
+
+
+class DoorDaemon:
+    def __init__(self, config: Config, *, sim: bool = False, sim_socket: str | None = None) -> None:
+        self.config = config
+        self.sim = sim
+        self.sim_socket = sim_socket
+        self.reactor = Reactor()
+        self.notifier = Notifier()
+        self.journal = Journal(config.storage.path)
+        self.core = DoorCore(config, self.journal)
+        self._last_ping = 0.0
+
+    def _ping_watchdog(self) -> None:
+        # Sent from the reactor loop itself, so a hung loop stops the pings and systemd acts.
+        now = time.monotonic()
+        if now - self._last_ping >= 1.0:
+            self._last_ping = now
+            self.notifier.watchdog()
+
+    def _tick(self) -> None:
+        self.core.tick()
+
+    def _save_floor(self) -> None:
+        try:
+            self.journal.save_floor(self.core.clock.floor)
+        except JournalError as exc:
+            log.error("%s", exc)
+
+    def _prune(self) -> None:
+        try:
+            events, codes = self.journal.prune(self.core.clock.now())
+        except JournalError as exc:
+            log.error("%s", exc)
+            return
+        if events or codes:
+            log.info("pruned %d delivered events, %d expired used codes", events, codes)
+
+    def status_line(self) -> str:
+        seats = self.core.seats()
+        return (
+            f"{self.config.door.store}/{self.config.door.name}: {seats['occupied']}/{seats['capacity']} "
+            f"seats {seats['symbol']}, backlog {self.journal.backlog()}"
+        )
+
+    def run(self) -> int:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            self.reactor.stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.reactor.loop_hooks.append(self._ping_watchdog)
+        self.reactor.every(TICK_SECONDS, self._tick)
+        self.reactor.every(FLOOR_SAVE_SECONDS, self._save_floor)
+        self.reactor.every(PRUNE_SECONDS, self._prune)
+        self.reactor.post(self._prune)
+        status = self.status_line()
+        log.info("ready: %s", status)
+        self.notifier.ready(status)
+        try:
+            self.reactor.run()
+        finally:
+            self.notifier.stopping()
+            self._save_floor()
+            self.journal.close()
+            log.info("stopped")
+        return 0
+
+
+def run_daemon(config: Config, *, sim: bool = False, sim_socket: str | None = None) -> int:
+    setup_logging()
+    try:
+        daemon = DoorDaemon(config, sim=sim, sim_socket=sim_socket)
+    except JournalError as exc:
+        log.error("%s", exc)
+        return 1
+    return daemon.run()

@@ -1,0 +1,341 @@
+"""The journal: one SQLite file that survives a power cut at any instant (issue 2, item 6).
+
+It holds the live sessions, the event outbox with the door's `seq`, the
+used-code memory, the revocation list and the time floor. A decision and its
+events are committed in one transaction before the relay may move; WAL with
+`synchronous=FULL` makes a returned commit durable.
+
+One thread owns a Journal (the reactor). Other threads that need to read, such
+as the MQTT publisher, open their own Journal on the same file: WAL lets
+readers run beside the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from controller.decision import DoorState, Event, Session
+
+SCHEMA_VERSION = 1
+DELIVERED_RETENTION_SECONDS = 30 * 24 * 3600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    member TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('checked_in', 'checking_out')),
+    checked_in_at REAL NOT NULL,
+    deadline REAL NOT NULL,
+    warned INTEGER NOT NULL,
+    overdue INTEGER NOT NULL
+);
+-- AUTOINCREMENT: seq never goes back, even after pruning removes the newest rows.
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    member TEXT,
+    source TEXT NOT NULL,
+    reason TEXT,
+    fields TEXT NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS events_undelivered ON events (seq) WHERE delivered_at IS NULL;
+CREATE TABLE IF NOT EXISTS used_codes (
+    cti BLOB PRIMARY KEY,
+    reader TEXT NOT NULL,
+    accepted_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS used_codes_expiry ON used_codes (expires_at);
+CREATE TABLE IF NOT EXISTS revoked (
+    member TEXT PRIMARY KEY
+);
+"""
+
+
+class JournalError(Exception):
+    """The journal could not be written: nothing of the attempted change took effect."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsedCode:
+    cti: bytes
+    reader: str
+    accepted_at: float
+    expires_at: float
+    result: dict[str, Any] | None = None  # a command's first answer, for redeliveries
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledEvent:
+    seq: int
+    id: str
+    ts: float
+    type: str
+    member: str | None
+    source: str
+    reason: str | None
+    fields: dict[str, Any]
+    delivered: bool = False
+
+    def payload(self, store: str, door: str) -> dict[str, Any]:
+        """The event as the contract (§4) publishes it."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "seq": self.seq,
+            "ts": rfc3339(self.ts),
+            "store": store,
+            "door": door,
+            "type": self.type,
+            "member": self.member,
+            "source": self.source,
+            "reason": self.reason,
+        }
+        for key, value in self.fields.items():
+            body.setdefault(key, value)
+        return body
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Journal:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
+            # what the code says it is.
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            with self._transaction():
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(statement)
+                row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    self._set_meta("schema_version", SCHEMA_VERSION)
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise JournalError(
+                        f"{self.path}: journal schema {row[0]} is newer than this doorctl ({SCHEMA_VERSION})"
+                    )
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot open journal ({exc})") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- transactions -----------------------------------------------------------------
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            elif self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+
+    def _transaction(self) -> Journal._Tx:
+        return Journal._Tx(self._db)
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def _meta(self, key: str, default: Any) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    # --- the decision commit ----------------------------------------------------------
+
+    def commit(
+        self,
+        before: DoorState,
+        after: DoorState,
+        events: Iterable[Event],
+        *,
+        now: float,
+        used_code: UsedCode | None = None,
+        floor: float | None = None,
+    ) -> list[JournaledEvent]:
+        """Write one decision atomically: session changes, events, the used code, the time floor.
+
+        Raises JournalError (with nothing written) when the disk or database refuses.
+        """
+        written: list[JournaledEvent] = []
+        try:
+            with self._transaction() as db:
+                for member, old in before.sessions.items():
+                    if member not in after.sessions:
+                        db.execute("DELETE FROM sessions WHERE member = ?", (member,))
+                for member, new in after.sessions.items():
+                    if before.sessions.get(member) != new:
+                        db.execute(
+                            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+                            (member, new.state, new.checked_in_at, new.deadline, new.warned, new.overdue),
+                        )
+                for ev in events:
+                    written.append(self._insert_event(db, ev, now))
+                if used_code is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO used_codes VALUES (?, ?, ?, ?, ?)",
+                        (
+                            used_code.cti,
+                            used_code.reader,
+                            used_code.accepted_at,
+                            used_code.expires_at,
+                            None if used_code.result is None else json.dumps(used_code.result),
+                        ),
+                    )
+                if floor is not None:
+                    self._set_meta("time_floor", floor)
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from exc
+        return written
+
+    def _insert_event(self, db: sqlite3.Connection, ev: Event, now: float) -> JournaledEvent:
+        event_id = str(uuid.uuid4())
+        fields = dict(ev.fields)
+        cur = db.execute(
+            "INSERT INTO events (id, ts, type, member, source, reason, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event_id, now, ev.type, ev.member, ev.source, ev.reason, json.dumps(fields)),
+        )
+        seq = cur.lastrowid
+        assert seq is not None
+        return JournaledEvent(seq, event_id, now, ev.type, ev.member, ev.source, ev.reason, fields)
+
+    # --- restoring --------------------------------------------------------------------
+
+    def load_state(self) -> DoorState:
+        rows = self._db.execute(
+            "SELECT member, state, checked_in_at, deadline, warned, overdue FROM sessions"
+        ).fetchall()
+        return DoorState.of(
+            [Session(m, st, cin, dl, bool(w), bool(o)) for m, st, cin, dl, w, o in rows]
+        )
+
+    def time_floor(self) -> float:
+        return float(self._meta("time_floor", 0.0))
+
+    def save_floor(self, floor: float) -> None:
+        try:
+            with self._transaction():
+                self._set_meta("time_floor", max(floor, self.time_floor()))
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from exc
+
+    # --- used codes -------------------------------------------------------------------
+
+    def used_code(self, cti: bytes) -> UsedCode | None:
+        row = self._db.execute(
+            "SELECT cti, reader, accepted_at, expires_at, result FROM used_codes WHERE cti = ?", (cti,)
+        ).fetchone()
+        if row is None:
+            return None
+        return UsedCode(row[0], row[1], row[2], row[3], None if row[4] is None else json.loads(row[4]))
+
+    # --- revocation -------------------------------------------------------------------
+
+    def revoked(self) -> frozenset[str]:
+        return frozenset(r[0] for r in self._db.execute("SELECT member FROM revoked"))
+
+    def revocation_version(self) -> int | None:
+        version = self._meta("revocation_version", None)
+        return None if version is None else int(version)
+
+    def set_revoked(self, version: int, members: Iterable[str]) -> None:
+        try:
+            with self._transaction() as db:
+                db.execute("DELETE FROM revoked")
+                db.executemany("INSERT OR IGNORE INTO revoked VALUES (?)", [(m,) for m in members])
+                self._set_meta("revocation_version", version)
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from exc
+
+    # --- outbox -----------------------------------------------------------------------
+
+    def undelivered(self, after_seq: int = 0, limit: int = 500) -> list[JournaledEvent]:
+        rows = self._db.execute(
+            "SELECT seq, id, ts, type, member, source, reason, fields FROM events "
+            "WHERE delivered_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [JournaledEvent(*r[:7], json.loads(r[7])) for r in rows]
+
+    def events(self, after_seq: int = 0, limit: int = 1000) -> list[JournaledEvent]:
+        rows = self._db.execute(
+            "SELECT seq, id, ts, type, member, source, reason, fields, delivered_at FROM events "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [JournaledEvent(*r[:7], json.loads(r[7]), r[8] is not None) for r in rows]
+
+    def recent_events(self, limit: int = 20) -> list[JournaledEvent]:
+        rows = self._db.execute(
+            "SELECT seq, id, ts, type, member, source, reason, fields, delivered_at FROM events "
+            "ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [JournaledEvent(*r[:7], json.loads(r[7]), r[8] is not None) for r in reversed(rows)]
+
+    def mark_delivered(self, seqs: Iterable[int], at: float) -> None:
+        try:
+            with self._transaction() as db:
+                db.executemany(
+                    "UPDATE events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL",
+                    [(at, s) for s in seqs],
+                )
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from exc
+
+    def backlog(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM events WHERE delivered_at IS NULL").fetchone()[0])
+
+    def last_seq(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    # --- housekeeping -----------------------------------------------------------------
+
+    def prune(self, now: float) -> tuple[int, int]:
+        """Drop delivered events past retention and used codes past expiry.
+
+        Undelivered events are never dropped, however old.
+        """
+        try:
+            with self._transaction() as db:
+                events = db.execute(
+                    "DELETE FROM events WHERE delivered_at IS NOT NULL AND ts < ?",
+                    (now - DELIVERED_RETENTION_SECONDS,),
+                ).rowcount
+                codes = db.execute("DELETE FROM used_codes WHERE expires_at < ?", (now,)).rowcount
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from exc
+        return events, codes
+
+    def integrity_ok(self) -> bool:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,0 +1,81 @@
+"""The reactor: one thread owns the door's state; every other thread only posts work to it.
+
+Timers run on the monotonic clock, so a wall-clock jump never stretches or
+shortens a timeout. A handler that raises is logged and the loop goes on: one
+bad callback must not stop the door.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("doorctl.reactor")
+
+Work = Callable[[], object]
+
+
+class Reactor:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._queue: queue.SimpleQueue[Work] = queue.SimpleQueue()
+        self._timers: list[tuple[float, int, Work]] = []
+        self._order = itertools.count()
+        self._monotonic = monotonic
+        self._running = False
+        self.thread: threading.Thread | None = None
+        self.loop_hooks: list[Work] = []  # run once per loop turn (watchdog pings)
+
+    def post(self, work: Work) -> None:
+        """Thread-safe: run `work` on the reactor thread."""
+        self._queue.put(work)
+
+    def call_later(self, delay: float, work: Work) -> None:
+        """Reactor thread only (or before run): run `work` after `delay` monotonic seconds."""
+        heapq.heappush(self._timers, (self._monotonic() + delay, next(self._order), work))
+
+    def every(self, interval: float, work: Work) -> None:
+        def repeat() -> None:
+            try:
+                work()
+            finally:
+                self.call_later(interval, repeat)
+
+        self.call_later(interval, repeat)
+
+    def stop(self) -> None:
+        """Thread-safe (and signal-safe): finish the current work and leave `run`."""
+        self.post(self._halt)
+
+    def _halt(self) -> None:
+        self._running = False
+
+    def run(self) -> None:
+        self._running = True
+        self.thread = threading.current_thread()
+        while self._running:
+            for hook in self.loop_hooks:
+                self._guarded(hook)
+            timeout = 0.5
+            if self._timers:
+                timeout = min(timeout, max(0.0, self._timers[0][0] - self._monotonic()))
+            try:
+                work = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                work = None
+            if work is not None:
+                self._guarded(work)
+            now = self._monotonic()
+            while self._timers and self._timers[0][0] <= now and self._running:
+                _, _, due = heapq.heappop(self._timers)
+                self._guarded(due)
+
+    def _guarded(self, work: Work) -> None:
+        try:
+            work()
+        except Exception:
+            log.exception("handler %r failed; the door goes on", work)
