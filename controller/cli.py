@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify-code", help="check member codes against the configured keys")
     with_config(p)
     p.add_argument("--at", type=float, help="check as of this unix time (default now)")
-    p.add_argument("--revoked", nargs="+", action="extend", metavar="ID", help="treat these members as revoked")
+    p.add_argument(
+        "--revoked", nargs="+", action="extend", metavar="ID", help="treat these members as revoked"
+    )
     p.add_argument("codes", nargs="*", help="codes (default: one a line on standard input)")
     p.set_defaults(func=cmd_verify_code)
 

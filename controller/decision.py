@@ -189,7 +189,8 @@ def _decide(
         fields = dict(base)
         if session is not None and session.overdue:
             fields["overdue"] = True
-        return Decision(True, unlock=True, result="unlock"), state, [Event("unlock", member, source, None, fields)]
+        event = Event("unlock", member, source, None, fields)
+        return Decision(True, unlock=True, result="unlock"), state, [event]
 
     if session is None:
         if act != "check_in":

@@ -189,7 +189,7 @@ class Journal:
         written: list[JournaledEvent] = []
         try:
             with self._transaction() as db:
-                for member, old in before.sessions.items():
+                for member in before.sessions:
                     if member not in after.sessions:
                         db.execute("DELETE FROM sessions WHERE member = ?", (member,))
                 for member, new in after.sessions.items():

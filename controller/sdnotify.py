@@ -5,6 +5,7 @@ Silent and harmless when the variable is unset (not under systemd).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -26,10 +27,9 @@ class Notifier:
     def notify(self, message: str) -> None:
         if self._sock is None or self._address is None:
             return
-        try:
+        # systemd gone or restarting: nothing useful to do, and never fatal.
+        with contextlib.suppress(OSError):
             self._sock.sendto(message.encode(), self._address)
-        except OSError:
-            pass  # systemd gone or restarting: nothing useful to do, never fatal
 
     def ready(self, status: str = "") -> None:
         self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))

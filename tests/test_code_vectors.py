@@ -1,0 +1,109 @@
+"""Every case and sequence in shared/vectors (and any other vector file built the same way)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.clock import DoorClock
+from controller.codes import CodeVerifier
+from controller.core import DoorCore
+from controller.journal import Journal
+from tests.helpers import VECTORS, make_config
+
+
+def _vector_files() -> list[Path]:
+    return sorted(p for p in VECTORS.glob("*.json") if "cases" in json.loads(p.read_text()))
+
+
+def _verifier(vec: dict[str, Any]) -> CodeVerifier:
+    return CodeVerifier(
+        {kid: base64.b64decode(k) for kid, k in vec["keys"].items()},
+        issuer=vec["issuer"],
+        store=vec["store"],
+        max_clock_skew_seconds=vec["max_clock_skew_seconds"],
+        max_code_ttl_seconds=vec["max_code_ttl_seconds"],
+    )
+
+
+CASES = [
+    pytest.param(path, case, id=f"{path.stem}:{case['name']}")
+    for path in _vector_files()
+    for case in json.loads(path.read_text())["cases"]
+]
+SEQUENCES = [
+    pytest.param(path, seq, id=f"{path.stem}:{seq['name']}")
+    for path in _vector_files()
+    for seq in json.loads(path.read_text()).get("sequences", [])
+]
+
+
+def test_vectors_are_there() -> None:
+    assert len(CASES) >= 40, f"expected the shared vectors under {VECTORS}"
+    assert SEQUENCES
+
+
+@pytest.mark.parametrize(("path", "case"), CASES)
+def test_case(path: Path, case: dict[str, Any]) -> None:
+    vec = json.loads(path.read_text())
+    verdict = _verifier(vec).verify(case["code"], case["now"], revoked=frozenset(vec.get("revoked", [])))
+    got = "ok" if verdict.ok else verdict.reason
+    assert got == case["verdict"], verdict.detail
+    if verdict.ok:
+        assert verdict.code is not None
+        assert verdict.code.member == case["member"]
+        assert verdict.code.act == case.get("act")
+
+
+class _FakeWall:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.mark.parametrize(("path", "seq"), SEQUENCES)
+def test_sequence_through_the_door(path: Path, seq: dict[str, Any], tmp_path: Path) -> None:
+    """Run the sequence through DoorCore with a real journal: ok, ignored (no event) or the deny."""
+    vec = json.loads(path.read_text())
+    config = make_config(
+        tmp_path,
+        door={"store": vec["store"], "name": "main", "seats": 100},
+        credentials={
+            "issuer": vec["issuer"],
+            "max_clock_skew_seconds": vec["max_clock_skew_seconds"],
+            "max_code_ttl_seconds": vec["max_code_ttl_seconds"],
+            "keys": vec["keys"],
+        },
+        reader=[
+            {"name": "front", "type": "camera", "side": "entry", "source": 0},
+            {"name": "inside", "type": "serial", "side": "exit", "port": "/dev/null"},
+        ],
+    )
+    sides = {r.name: r.side for r in config.readers}
+    wall = _FakeWall(seq["steps"][0]["now"])
+    mono = _FakeWall(0.0)
+    journal = Journal(config.storage.path)
+    clock = DoorClock(0, wall=wall, monotonic=mono, synced_probe=lambda: True)
+    core = DoorCore(config, journal, clock, monotonic=mono)
+    core.set_revoked(1, vec.get("revoked", []))
+    for step in seq["steps"]:
+        wall.t = step["now"]
+        mono.t = step["now"] - seq["steps"][0]["now"]
+        before = journal.last_seq()
+        handled = core.present(step["code"], step["reader"], sides[step["reader"]])
+        if step["expect"] == "ignored":
+            assert handled.ignored
+            assert journal.last_seq() == before, "an ignored presentation journals nothing"
+        elif step["expect"] == "ok":
+            assert handled.decision is not None and handled.decision.ok
+        else:
+            assert handled.decision is not None and not handled.decision.ok
+            assert handled.decision.reason == step["expect"]
+            assert [e.type for e in handled.events] == ["denied"]
+            assert handled.events[0].reason == step["expect"]
