@@ -56,8 +56,12 @@ def _codes_from(args_codes: Sequence[str]) -> Iterable[str]:
 
 
 def cmd_verify_code(args: argparse.Namespace) -> int:
-    from controller.codes import CodeVerifier
+    from controller.codes import MEMBER_RE, CodeVerifier
 
+    # `--revoked A B CODE...`: argparse hands the codes to --revoked too. A member id never holds
+    # a ':' and a code always does, so give back to the codes what cannot be a member id.
+    revoked_ids = [r for r in args.revoked or () if MEMBER_RE.fullmatch(r)]
+    codes = [r for r in args.revoked or () if not MEMBER_RE.fullmatch(r)] + list(args.codes)
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_USAGE
@@ -71,8 +75,8 @@ def cmd_verify_code(args: argparse.Namespace) -> int:
         max_command_ttl_seconds=creds.max_command_ttl_seconds,
     )
     now = args.at if args.at is not None else time.time()
-    revoked = frozenset(args.revoked or ())
-    for text in _codes_from(args.codes):
+    revoked = frozenset(revoked_ids)
+    for text in _codes_from(codes):
         verdict = verifier.verify(text, now, revoked=revoked)
         if verdict.ok and verdict.code is not None:
             act = f" {verdict.code.act}" if verdict.code.act else ""

@@ -52,7 +52,14 @@ class DoorClock:
 
     def now(self) -> float:
         """Door time in unix seconds: the wall clock, unless it is behind what we already know."""
-        return max(self._wall(), self._anchor + (self._monotonic() - self._anchor_mono))
+        mono = self._monotonic()
+        derived = self._anchor + (mono - self._anchor_mono)
+        wall = self._wall()
+        if wall > derived:
+            # Re-anchor on every newer wall reading, so a later jump back cannot undo it.
+            self._anchor, self._anchor_mono = wall, mono
+            return wall
+        return derived
 
     def raise_floor(self, at_least: float) -> None:
         """A verified code proves the time is at least its `iat`."""
