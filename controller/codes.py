@@ -91,10 +91,16 @@ class Verdict:
         return self.code.member if self.code else None
 
 
-def _decode_cbor(data: bytes, what: str) -> Any:
+def _new_decoder() -> cbor2.CBORDecoder:
+    return cbor2.CBORDecoder(io.BytesIO(b""), max_depth=_MAX_CBOR_DEPTH, allow_duplicate_keys=False)
+
+
+def _decode_cbor(decoder: cbor2.CBORDecoder, data: bytes, what: str) -> Any:
+    """Decode exactly one CBOR item filling `data`. One decoder serves a code's three layers."""
     stream = io.BytesIO(data)
+    decoder.fp = stream
     try:
-        value = cbor2.CBORDecoder(stream, max_depth=_MAX_CBOR_DEPTH, allow_duplicate_keys=False).decode()
+        value = decoder.decode()
     except Exception as exc:  # cbor2 raises several types (and RecursionError/MemoryError on abuse)
         raise MalformedCode(f"{what}: not valid CBOR ({exc})") from None
     if stream.tell() != len(data):
@@ -121,7 +127,8 @@ def parse_code(text: str) -> MemberCode:
     if not raw:
         raise MalformedCode("empty code")
 
-    outer = _decode_cbor(raw, "COSE_Sign1")
+    decoder = _new_decoder()
+    outer = _decode_cbor(decoder, raw, "COSE_Sign1")
     if isinstance(outer, cbor2.CBORTag):
         if outer.tag != COSE_SIGN1_TAG:
             raise MalformedCode(f"unexpected CBOR tag {outer.tag}")
@@ -139,7 +146,7 @@ def parse_code(text: str) -> MemberCode:
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
         raise MalformedCode(f"signature is not {SIGNATURE_BYTES} bytes")
 
-    header = _decode_cbor(protected, "protected header")
+    header = _decode_cbor(decoder, protected, "protected header")
     if not isinstance(header, dict) or set(header) != {_HDR_ALG, _HDR_KID}:
         raise MalformedCode("protected header must be the map {1: alg, 4: kid}")
     if header[_HDR_ALG] != ALG_EDDSA or not _is_int(header[_HDR_ALG]):
@@ -148,7 +155,7 @@ def parse_code(text: str) -> MemberCode:
     if not isinstance(kid, bytes) or not 1 <= len(kid) <= 16:
         raise MalformedCode("kid must be 1-16 bytes")
 
-    claims = _decode_cbor(payload, "payload")
+    claims = _decode_cbor(decoder, payload, "payload")
     if not isinstance(claims, dict):
         raise MalformedCode("payload is not a map of claims")
     iss = claims.get(_ISS)
