@@ -39,7 +39,9 @@ def b45decode(text: str) -> bytes:
         bad = text[values.index(_INVALID)]
         raise ValueError(f"character {bad!r} is not in the base45 alphabet")
     # Whole triples at once (this sits on the hot path of every code a door checks).
-    groups = [a + b * 45 + c * 2025 for a, b, c in zip(values[0::3], values[1::3], values[2::3])]
+    # zip stops at the last whole triple; a trailing pair is handled below.
+    triples = zip(values[0::3], values[1::3], values[2::3], strict=False)
+    groups = [a + b * 45 + c * 2025 for a, b, c in triples]
     if groups and max(groups) > 0xFFFF:
         raise ValueError("base45 triple exceeds 16 bits")
     out = struct.pack(f">{len(groups)}H", *groups)

@@ -154,13 +154,76 @@ def cmd_issue_code(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _platform(config: object, args: argparse.Namespace) -> object:
+    from drivers.platform import select_platform
+
+    return select_platform(config, sim=args.sim, sim_socket=args.sim_socket)  # type: ignore[arg-type]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.daemon import run_daemon
+    from controller.daemon import run_daemon, setup_logging
 
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_USAGE
-    return run_daemon(config, sim=args.sim, sim_socket=args.sim_socket)  # type: ignore[arg-type]
+    setup_logging()
+    try:
+        platform = _platform(config, args)
+    except Exception as exc:  # no GPIO access, no lgpio, a board socket we cannot bind...
+        print(f"doorctl run: cannot open the hardware: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return run_daemon(config, platform)  # type: ignore[arg-type]
+
+
+def cmd_relay_off(args: argparse.Namespace) -> int:
+    """Drive the relay to its off level and exit (systemd's ExecStopPost)."""
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    if args.sim:
+        from hwsim.server import board_answers
+
+        from drivers.platform import default_sim_socket
+
+        path = args.sim_socket or default_sim_socket(config)  # type: ignore[arg-type]
+        if not board_answers(path):
+            print(f"doorctl relay-off: no simulated board on {path}: no relay is driven")
+            return EXIT_OK
+    from drivers.gpio import make_relay
+
+    try:
+        platform = _platform(config, args)
+        relay = make_relay(config.lock, platform.pin_factory)  # type: ignore[attr-defined]
+        relay.off()
+    except Exception as exc:
+        print(f"doorctl relay-off: could not drive {config.lock.relay_pin} off: {exc}",  # type: ignore[attr-defined]
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"relay {config.lock.relay_pin} off")  # type: ignore[attr-defined]
+    return EXIT_OK
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Run the simulated board as its own process until SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    from hwsim.runtime import host_board
+
+    from drivers.platform import default_sim_socket
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    path = Path(args.sim_socket) if args.sim_socket else default_sim_socket(config)  # type: ignore[arg-type]
+    _board, server = host_board(config, path)  # type: ignore[arg-type]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"simulated board ready on {path}", flush=True)
+    stop.wait()
+    server.close()
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", action="store_true", help="the hardware simulator replaces GPIO and readers")
     p.add_argument("--sim-socket", help="simulator control socket (default: sim.sock beside the journal)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("relay-off", help="drive the lock relay to its off level and exit")
+    with_config(p)
+    p.add_argument("--sim", action="store_true", help="the simulated board's relay")
+    p.add_argument("--sim-socket", help="simulator control socket (default: sim.sock beside the journal)")
+    p.set_defaults(func=cmd_relay_off)
+
+    p = sub.add_parser("sim", help="run the simulated board as its own process")
+    with_config(p)
+    p.add_argument("--sim-socket", help="control socket (default: sim.sock beside the journal)")
+    p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("check-config", help="check a configuration file")
     with_config(p)

@@ -26,6 +26,7 @@ from controller.config import Config
 from controller.decision import (
     Decision,
     DoorState,
+    Event,
     ExitRequest,
     Input,
     Policy,
@@ -133,6 +134,20 @@ class DoorCore:
         if due is None or now < due:
             return Handled(Decision(True))
         return self._apply(Tick(), now, None)
+
+    def record(self, *events: Event) -> list[JournaledEvent]:
+        """Journal hardware and system events (alarms, watchdog trips): no session changes.
+
+        A journal that refuses is logged; the alarm itself still stands in the door's status.
+        """
+        try:
+            written = self.journal.commit(self.state, self.state, events, now=self.clock.now())
+        except JournalError as exc:
+            log.error("events %s not journaled: %s", [e.type for e in events], exc)
+            return []
+        for ev in written:
+            log.info("event seq=%d %s source=%s %s", ev.seq, ev.type, ev.source, ev.fields or "")
+        return written
 
     def set_revoked(self, version: int, members: list[str]) -> bool:
         """Apply a revocation list; older versions than the one held are ignored."""

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from types import FrameType
 
 from controller.config import Config
 from controller.core import DoorCore
 from controller.journal import Journal, JournalError
+from controller.lock import LockController
 from controller.reactor import Reactor
 from controller.sdnotify import Notifier
+from drivers.gpio import DoorPins
+from drivers.platform import Platform
+from drivers.relay import RelayGuard
 
 log = logging.getLogger("doorctl")
 
@@ -29,20 +35,30 @@ def setup_logging() -> None:
 
 
 class DoorDaemon:
-    def __init__(self, config: Config, *, sim: bool = False, sim_socket: str | None = None) -> None:
+    def __init__(self, config: Config, platform: Platform) -> None:
         self.config = config
-        self.sim = sim
-        self.sim_socket = sim_socket
+        self.platform = platform
+        # The relay first: it is driven off before the journal, readers or network exist.
+        self.pins = DoorPins.open(config.lock, platform.pin_factory)
         self.reactor = Reactor()
+        self.guard = RelayGuard(
+            self.pins.relay,
+            config.lock.max_unlock_seconds,
+            on_trip=lambda on_for: self.reactor.post(lambda: self.lock.relay_tripped(on_for)),
+        )
         self.notifier = Notifier()
         self.journal = Journal(config.storage.path)
         self.core = DoorCore(config, self.journal)
+        self.lock = LockController(config.lock, self.pins, self.guard, self.reactor, self.core)
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        # Ping at half the interval systemd asked for (1 s when not under a watchdog).
+        self._ping_every = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 1.0
         self._last_ping = 0.0
 
     def _ping_watchdog(self) -> None:
         # Sent from the reactor loop itself, so a hung loop stops the pings and systemd acts.
         now = time.monotonic()
-        if now - self._last_ping >= 1.0:
+        if now - self._last_ping >= self._ping_every:
             self._last_ping = now
             self.notifier.watchdog()
 
@@ -71,10 +87,15 @@ class DoorDaemon:
             f"seats {seats['symbol']}, backlog {self.journal.backlog()}"
         )
 
+    def _stop_from_signal(self) -> None:
+        # Its own thread: the signal may have interrupted the reactor anywhere, even inside a lock.
+        self.guard.force_off()
+        self.reactor.stop()
+
     def run(self) -> int:
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            log.info("signal %s: stopping", signal.Signals(signum).name)
-            self.reactor.stop()
+            log.info("signal %s: relay off, stopping", signal.Signals(signum).name)
+            threading.Thread(target=self._stop_from_signal, name="stop").start()
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
@@ -83,23 +104,27 @@ class DoorDaemon:
         self.reactor.every(FLOOR_SAVE_SECONDS, self._save_floor)
         self.reactor.every(PRUNE_SECONDS, self._prune)
         self.reactor.post(self._prune)
+        self.reactor.post(self.lock.start)
         status = self.status_line()
         log.info("ready: %s", status)
         self.notifier.ready(status)
         try:
             self.reactor.run()
         finally:
+            self.guard.force_off()
             self.notifier.stopping()
             self._save_floor()
             self.journal.close()
+            self.pins.close()
+            self.platform.close()
             log.info("stopped")
         return 0
 
 
-def run_daemon(config: Config, *, sim: bool = False, sim_socket: str | None = None) -> int:
+def run_daemon(config: Config, platform: Platform) -> int:
     setup_logging()
     try:
-        daemon = DoorDaemon(config, sim=sim, sim_socket=sim_socket)
+        daemon = DoorDaemon(config, platform)
     except JournalError as exc:
         log.error("%s", exc)
         return 1

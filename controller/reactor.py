@@ -20,10 +20,21 @@ log = logging.getLogger("doorctl.reactor")
 Work = Callable[[], object]
 
 
+class TimerHandle:
+    __slots__ = ("cancelled", "work")
+
+    def __init__(self, work: Work) -> None:
+        self.work = work
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class Reactor:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._queue: queue.SimpleQueue[Work] = queue.SimpleQueue()
-        self._timers: list[tuple[float, int, Work]] = []
+        self._timers: list[tuple[float, int, TimerHandle]] = []
         self._order = itertools.count()
         self._monotonic = monotonic
         self._running = False
@@ -34,9 +45,11 @@ class Reactor:
         """Thread-safe: run `work` on the reactor thread."""
         self._queue.put(work)
 
-    def call_later(self, delay: float, work: Work) -> None:
+    def call_later(self, delay: float, work: Work) -> TimerHandle:
         """Reactor thread only (or before run): run `work` after `delay` monotonic seconds."""
-        heapq.heappush(self._timers, (self._monotonic() + delay, next(self._order), work))
+        handle = TimerHandle(work)
+        heapq.heappush(self._timers, (self._monotonic() + delay, next(self._order), handle))
+        return handle
 
     def every(self, interval: float, work: Work) -> None:
         def repeat() -> None:
@@ -72,7 +85,8 @@ class Reactor:
             now = self._monotonic()
             while self._timers and self._timers[0][0] <= now and self._running:
                 _, _, due = heapq.heappop(self._timers)
-                self._guarded(due)
+                if not due.cancelled:
+                    self._guarded(due.work)
 
     def _guarded(self, work: Work) -> None:
         try:
