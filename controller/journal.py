@@ -120,7 +120,11 @@ class Journal:
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
             # what the code says it is.
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            # check_same_thread off: the reactor owns the journal, but may run on a thread other than
+            # the one that opened it. One thread at a time uses a Journal; readers open their own.
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=10.0, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")

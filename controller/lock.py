@@ -43,6 +43,7 @@ class LockController:
         self._fault_check: TimerHandle | None = None
         self._held_check: TimerHandle | None = None
         self._opened_during_pulse = False
+        self._bolt_moved = False  # the bolt retracted at some point during the current pulse
         self._fire = False
         self._wire(pins.door_closed, on=lambda: self._door(False), off=lambda: self._door(True))
         self._wire(pins.exit_button, on=self._exit_pressed)
@@ -84,6 +85,7 @@ class LockController:
             self._pulse_end.cancel()
         else:
             self._opened_during_pulse = False
+            self._bolt_moved = False
         self.guard.energize()
         self._pulse_end = self.reactor.call_later(self.config.unlock_seconds, self._end_pulse)
         if self.pins.bolt_retracted is not None and self._fault_check is None:
@@ -99,7 +101,8 @@ class LockController:
     def _check_bolt(self) -> None:
         self._fault_check = None
         bolt = self.pins.bolt_retracted
-        if bolt is None or not self.guard.energized or bolt.is_active:
+        # Judged on the whole pulse so far: a pulse shorter than the check still counts.
+        if bolt is None or self._bolt_moved or bolt.is_active:
             return
         if "unlock_fault" not in self.alarms:
             self.alarms.add("unlock_fault")
@@ -108,6 +111,7 @@ class LockController:
             self.on_change()
 
     def _bolt_retracted(self) -> None:
+        self._bolt_moved = True
         if "unlock_fault" in self.alarms:
             self.alarms.discard("unlock_fault")
             self.on_change()

@@ -1,0 +1,177 @@
+"""Lock behaviour (contract §3) through gpiozero pins on the simulated board, with a real journal."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drivers.gpio import DoorPins
+from hwsim.board import SimBoard
+from hwsim.pins import SimFactory
+from hwsim.runtime import wiring_for
+from hwsim.server import LocalLink
+from tests.helpers import make_config
+from tests.rig import Rig, relay_on_spans, wait_for
+
+MAX_OVERRUN = 0.1  # seconds past max_unlock_seconds the relay may stay on, at the very most
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    yield r
+    r.close()
+
+
+def test_exit_button_pulses_for_unlock_seconds(rig: Rig) -> None:
+    t0 = time.monotonic()
+    rig.press_exit()
+    assert wait_for(lambda: rig.board.state()["bolt"] == "retracted")
+    assert wait_for(lambda: not rig.board.relay_energized, 2)
+    ((on, off),) = relay_on_spans(rig.board, t0)
+    assert on - t0 < 0.1, "the relay moves at once"
+    assert off is not None and 0.45 <= off - on <= 0.6
+    assert wait_for(lambda: rig.event_types() == ["unlock"])
+    assert rig.events("unlock")[0].source == "button"
+
+
+def test_pulse_ends_early_once_the_door_opened_and_closed(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, unlock_seconds=3, max_unlock_seconds=5)
+    try:
+        t0 = time.monotonic()
+        rig.press_exit()
+        assert wait_for(lambda: rig.board.state()["bolt"] == "retracted")
+        rig.board.set_door(True)
+        time.sleep(0.1)
+        rig.board.set_door(False)
+        assert wait_for(lambda: not rig.board.relay_energized, 1)
+        ((on, off),) = relay_on_spans(rig.board, t0)
+        assert off is not None and off - on < 0.5
+        assert "door_forced" not in rig.event_types()
+    finally:
+        rig.close()
+
+
+def test_door_forced_within_a_second(rig: Rig) -> None:
+    t0 = time.monotonic()
+    rig.board.set_door(True)
+    assert wait_for(lambda: "door_forced" in rig.event_types(), 1.0)
+    assert time.monotonic() - t0 < 1.0
+    assert rig.on_reactor(lambda: "door_forced" in rig.lock.alarms)
+    rig.board.set_door(False)
+    assert wait_for(lambda: rig.on_reactor(lambda: not rig.lock.alarms))
+
+
+def test_door_held(rig: Rig) -> None:
+    rig.press_exit()
+    assert wait_for(lambda: rig.board.state()["bolt"] == "retracted")
+    rig.board.set_door(True)
+    time.sleep(0.8)
+    assert "door_held" not in rig.event_types()
+    assert wait_for(lambda: "door_held" in rig.event_types(), 1.0)
+    assert "door_forced" not in rig.event_types()
+    assert rig.on_reactor(lambda: rig.lock.door_state) == "open"
+    rig.board.set_door(False)
+    assert wait_for(lambda: rig.on_reactor(lambda: "door_held" not in rig.lock.alarms))
+
+
+def test_unlock_fault_when_the_bolt_is_jammed(rig: Rig) -> None:
+    rig.board.set_jammed(True)
+    t0 = time.monotonic()
+    rig.press_exit()
+    assert wait_for(lambda: "unlock_fault" in rig.event_types(), 2)
+    assert 0.95 <= time.monotonic() - t0 <= 1.5
+    assert rig.on_reactor(lambda: rig.lock.lock_state) == "jammed"
+    rig.board.set_jammed(False)
+    rig.press_exit()
+    assert wait_for(lambda: rig.on_reactor(lambda: rig.lock.lock_state) != "jammed")
+
+
+def test_no_fault_when_the_bolt_follows(rig: Rig) -> None:
+    rig.press_exit()
+    time.sleep(1.3)
+    assert "unlock_fault" not in rig.event_types()
+
+
+def test_fire_holds_the_door_open_beyond_the_bound(rig: Rig) -> None:
+    t0 = time.monotonic()
+    rig.board.set_input("fire_alarm", True)
+    assert wait_for(lambda: rig.board.relay_energized)
+    time.sleep(1.6)  # past max_unlock_seconds (1.0)
+    assert rig.board.relay_energized, "the fire input holds the relay"
+    rig.board.set_door(True)
+    time.sleep(0.1)
+    rig.board.set_input("fire_alarm", False)
+    assert wait_for(lambda: not rig.board.relay_energized, 1)
+    ((on, off),) = relay_on_spans(rig.board, t0)
+    assert off is not None and off - on > 1.5
+    types = rig.event_types()
+    assert "door_forced" not in types and "relay_watchdog" not in types
+    assert [e.source for e in rig.events("unlock")] == ["fire"]
+    assert "fire_cleared" in types
+
+
+def test_fire_active_at_boot_holds_the_relay(tmp_path: Path) -> None:
+    board = SimBoard(wiring_for(make_config(tmp_path, lock={"relay_pin": "GPIO17",
+                                                            "fire_alarm_pin": "GPIO23"})))
+    board.set_input("fire_alarm", True)
+    rig = Rig(tmp_path, board=board)
+    try:
+        assert wait_for(lambda: board.relay_energized)
+    finally:
+        rig.close()
+
+
+def test_guard_drops_the_relay_when_the_loop_hangs(rig: Rig) -> None:
+    t0 = time.monotonic()
+    rig.press_exit()
+    assert wait_for(lambda: rig.board.relay_energized)
+    rig.reactor.post(lambda: time.sleep(2.5))  # the loop hangs (a stuck disk, a bug)
+    assert wait_for(lambda: not rig.board.relay_energized, 2)
+    ((on, off),) = relay_on_spans(rig.board, t0)
+    # The pulse would have ended at 0.5 s, but the loop is stuck: the guard ends it at 1.0 s.
+    assert off is not None and 0.95 <= off - on <= 1.0 + MAX_OVERRUN
+    assert wait_for(lambda: "relay_watchdog" in rig.event_types(), 4), "journaled once the loop is back"
+    (trip,) = rig.events("relay_watchdog")
+    assert trip.fields["on_seconds"] >= 0.95
+
+
+def test_a_raising_handler_does_not_stop_the_door(rig: Rig) -> None:
+    def broken() -> None:
+        raise RuntimeError("handler bug")
+
+    for _ in range(3):
+        rig.reactor.post(broken)
+    t0 = time.monotonic()
+    rig.press_exit()
+    assert wait_for(lambda: rig.board.relay_energized)
+    rig.reactor.post(broken)
+    assert wait_for(lambda: not rig.board.relay_energized, 2)
+    ((on, off),) = relay_on_spans(rig.board, t0)
+    assert off is not None and off - on <= 0.6, "the pulse still ends on time"
+
+
+def test_repeated_unlocks_never_exceed_the_bound(rig: Rig) -> None:
+    t0 = time.monotonic()
+    for _ in range(10):  # someone keeps pressing: each press extends the pulse
+        rig.press_exit()
+        time.sleep(0.27)
+    assert wait_for(lambda: not rig.board.relay_energized, 2)
+    spans = relay_on_spans(rig.board, t0)
+    assert spans
+    for on, off in spans:
+        assert off is not None and off - on <= 1.0 + MAX_OVERRUN
+
+
+def test_start_drives_a_relay_left_on_off_without_pulsing(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    board = SimBoard(wiring_for(config))
+    board.write(17, True)  # a previous process died with the relay on
+    t0 = time.monotonic()
+    pins = DoorPins.open(config.lock, SimFactory(LocalLink(board)))
+    assert not board.relay_energized
+    assert [c.level for c in board.changes("relay", t0)] == [False], "one write: off"
+    pins.close()
