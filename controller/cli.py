@@ -181,9 +181,8 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     if args.sim:
-        from hwsim.server import board_answers
-
         from drivers.platform import default_sim_socket
+        from hwsim.server import board_answers
 
         path = args.sim_socket or default_sim_socket(config)  # type: ignore[arg-type]
         if not board_answers(path):
@@ -208,9 +207,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from hwsim.runtime import host_board
-
     from drivers.platform import default_sim_socket
+    from hwsim.runtime import host_board
 
     config = _load_or_report(args.config)
     if config is None:

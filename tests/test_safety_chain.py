@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -82,7 +82,7 @@ def test_sigterm_relay_off_first_then_clean_exit(door_config: Path, board: Board
     t_term = time.monotonic()
     door.kill(signal.SIGTERM)
     assert door.popen.wait(5) == 0
-    ((on, off),) = board.relay_spans(t_term - 5)
+    ((_on, off),) = board.relay_spans(t_term - 5)
     assert off is not None and off - t_term < 0.5
     assert "stopped" in door.output()
 
