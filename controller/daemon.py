@@ -12,12 +12,14 @@ from types import FrameType
 
 from controller.config import Config
 from controller.core import DoorCore
+from controller.decision import Event
 from controller.journal import Journal, JournalError
 from controller.lock import LockController
 from controller.reactor import Reactor
 from controller.sdnotify import Notifier
 from drivers.gpio import DoorPins
 from drivers.platform import Platform
+from drivers.readers import CodeReader
 from drivers.relay import RelayGuard
 
 log = logging.getLogger("doorctl")
@@ -50,6 +52,8 @@ class DoorDaemon:
         self.journal = Journal(config.storage.path)
         self.core = DoorCore(config, self.journal)
         self.lock = LockController(config.lock, self.pins, self.guard, self.reactor, self.core)
+        self.readers = [platform.make_reader(r) for r in config.readers]
+        self.reader_health: dict[str, str] = {r.name: "ok" for r in self.readers}
         usec = os.environ.get("WATCHDOG_USEC", "")
         # Ping at half the interval systemd asked for (1 s when not under a watchdog).
         self._ping_every = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 1.0
@@ -61,6 +65,32 @@ class DoorDaemon:
         if now - self._last_ping >= self._ping_every:
             self._last_ping = now
             self.notifier.watchdog()
+
+    # --- readers ------------------------------------------------------------------------
+
+    def _start_readers(self) -> None:
+        for reader in self.readers:
+            reader.start(
+                deliver=lambda text, seen, r=reader: self.reactor.post(lambda: self._on_code(r, text, seen)),
+                health=lambda ok, detail, r=reader: self.reactor.post(lambda: self._on_health(r, ok, detail)),
+            )
+
+    def _on_code(self, reader: CodeReader, text: str, seen_at: float) -> None:
+        handled = self.core.present(text, reader.name, reader.side)  # type: ignore[arg-type]
+        if handled.decision is not None and handled.decision.unlock:
+            self.lock.unlock()
+
+    def _on_health(self, reader: CodeReader, ok: bool, detail: str) -> None:
+        state = "ok" if ok else "fault"
+        if self.reader_health.get(reader.name) == state:
+            return
+        self.reader_health[reader.name] = state
+        if ok:
+            log.info("reader %s ok: %s", reader.name, detail)
+            self.core.record(Event("reader_recovered", None, "system", None, {"reader": reader.name}))
+        else:
+            log.error("reader %s fault: %s", reader.name, detail)
+            self.core.record(Event("reader_fault", None, "system", detail, {"reader": reader.name}))
 
     def _tick(self) -> None:
         self.core.tick()
@@ -105,6 +135,7 @@ class DoorDaemon:
         self.reactor.every(PRUNE_SECONDS, self._prune)
         self.reactor.post(self._prune)
         self.reactor.post(self.lock.start)
+        self._start_readers()
         status = self.status_line()
         log.info("ready: %s", status)
         self.notifier.ready(status)
@@ -112,6 +143,8 @@ class DoorDaemon:
             self.reactor.run()
         finally:
             self.guard.force_off()
+            for reader in self.readers:
+                reader.stop()
             self.notifier.stopping()
             self._save_floor()
             self.journal.close()

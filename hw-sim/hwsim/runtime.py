@@ -11,6 +11,7 @@ from gpiozero.pins.mock import MockFactory
 
 from controller.config import Config
 from hwsim.board import SimBoard, Wiring
+from hwsim.readers import SimReaders
 from hwsim.server import BoardLink, BoardServer, LocalLink, RemoteLink, board_answers
 
 log = logging.getLogger("hwsim")
@@ -42,6 +43,10 @@ def wiring_for(config: Config) -> Wiring:
 def host_board(config: Config, path: Path) -> tuple[SimBoard, BoardServer]:
     board = SimBoard(wiring_for(config))
     server = BoardServer(board, path)
+    readers = SimReaders(config, path)
+    server.extra_ops.update(readers.ops())
+    server.stream_ops.update(readers.stream_ops())
+    server.readers = readers
     server.start()
     return board, server
 

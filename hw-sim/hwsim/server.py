@@ -146,6 +146,9 @@ class BoardServer:
         self.board = board
         self.path = Path(path)
         self.extra_ops: dict[str, Handler] = {}  # e.g. `show`, added by the reader simulators
+        self.readers: Any = None  # the SimReaders behind those ops, closed with the server
+        # Ops that take the connection over (a frame stream): handler(message, connection).
+        self.stream_ops: dict[str, Callable[[dict[str, Any], socket.socket], None]] = {}
         self._sock: socket.socket | None = None
         self._closed = threading.Event()
 
@@ -162,6 +165,8 @@ class BoardServer:
 
     def close(self) -> None:
         self._closed.set()
+        if self.readers is not None:
+            self.readers.close()
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
@@ -191,6 +196,9 @@ class BoardServer:
                         reply = {"ok": False, "error": "expected one JSON object per line"}
                     elif message.get("op") == "watch":
                         self._stream_changes(conn, stream)
+                        return
+                    elif message.get("op") in self.stream_ops:
+                        self.stream_ops[message["op"]](message, conn)
                         return
                     else:
                         reply = self.handle(message)

@@ -1,0 +1,105 @@
+"""CameraReader: runs the camera worker process and watches it.
+
+The worker does capture, gating and decoding (drivers/camera_worker.py). This side
+only reads its lines: codes go to the daemon, and a worker that dies, stops
+sending heartbeats (a hung decoder) or loses its source is a `reader_fault`; it
+is restarted with backoff while the other readers keep working.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from drivers.readers import Deliver, Health
+
+log = logging.getLogger("doorctl.camera")
+
+HEARTBEAT_TIMEOUT = 5.0
+BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
+
+
+class CameraReader:
+    def __init__(self, name: str, side: str, source: str | int) -> None:
+        self.name = name
+        self.side = side
+        self.source = str(source)
+        self._stop = threading.Event()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._last_beat = 0.0
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self, deliver: Deliver, health: Health) -> None:
+        self._thread = threading.Thread(
+            target=self._supervise, args=(deliver, health), name=f"camera-{self.name}", daemon=True
+        )
+        self._thread.start()
+        threading.Thread(target=self._watchdog, args=(health,), name=f"camera-wd-{self.name}",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._kill()
+        if self._thread is not None:
+            self._thread.join(3)
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def _watchdog(self, health: Health) -> None:
+        while not self._stop.wait(1.0):
+            proc = self._proc
+            silent = time.monotonic() - self._last_beat
+            if proc is not None and proc.poll() is None and silent > HEARTBEAT_TIMEOUT:
+                log.error("camera %s: worker %d silent for %.0fs, killing it", self.name, proc.pid,
+                          HEARTBEAT_TIMEOUT)
+                proc.kill()
+
+    def _supervise(self, deliver: Deliver, health: Health) -> None:
+        backoff = BACKOFF_START
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self._last_beat = started
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "drivers.camera_worker", self.source],
+                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**os.environ},
+                )
+            except OSError as exc:
+                health(False, f"cannot start the camera worker: {exc}")
+                self._stop.wait(backoff)
+                continue
+            self._read(self._proc, deliver, health)
+            code = self._proc.wait()
+            if self._stop.is_set():
+                return
+            health(False, f"camera worker exited ({code})")
+            # A worker that ran a good while earns a quick restart; one that keeps failing, a slow one.
+            backoff = BACKOFF_START if time.monotonic() - started > 30 else min(backoff * 2, BACKOFF_MAX)
+            self._stop.wait(backoff)
+
+    def _read(self, proc: subprocess.Popen[bytes], deliver: Deliver, health: Health) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            self._last_beat = time.monotonic()
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            if isinstance(message.get("code"), str):
+                deliver(message["code"], float(message.get("t", time.monotonic())))
+            elif "health" in message:
+                health(bool(message["health"]), str(message.get("detail", "")))

@@ -1,0 +1,214 @@
+"""The camera worker: capture, change gating and decoding, in a process of its own.
+
+Native code (V4L2 capture, zxing-cpp, zbar) runs here, never in the process that
+drives the relay: if a hostile image crashes or hangs a decoder, the daemon's
+CameraReader kills this process and starts another, and the door keeps working.
+
+Protocol: one JSON object per line on stdout.
+  {"code": TEXT, "t": FRAME_MONOTONIC}   a code seen (once per presentation)
+  {"health": true|false, "detail": STR}  the source opened / failed
+  {"alive": T}                           a heartbeat, at least once a second
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+
+from drivers.decode import DecodePipeline, to_grey
+
+# Change gating: a frame whose 80x60 thumbnail differs from the last one by more than this
+# (mean absolute grey levels) means something moved; decode fully for a while after.
+GATE_SIZE = (80, 60)
+GATE_THRESHOLD = 1.5
+AWAKE_SECONDS = 2.0
+# Even with nothing moving, look properly now and then (a code held perfectly still).
+IDLE_FULL_DECODE_SECONDS = 3.0
+# The video budget per frame: what it cuts, the next frame retries.
+DECODE_BUDGET_MS = 25.0
+SAME_PRESENTATION_SECONDS = 5.0
+HEARTBEAT_SECONDS = 0.5
+
+
+def emit(**message: Any) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+class LatestFrame:
+    """A one-slot mailbox: the capture thread always replaces, the decoder always takes the newest."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: tuple[float, np.ndarray] | None = None
+        self.ended = False
+        self.failed = False
+
+    def put(self, t: float, frame: np.ndarray) -> None:
+        with self._cond:
+            self._frame = (t, frame)
+            self._cond.notify()
+
+    def end(self) -> None:
+        with self._cond:
+            self.ended = True
+            self._cond.notify()
+
+    def take(self, timeout: float) -> tuple[float, np.ndarray] | None:
+        with self._cond:
+            if self._frame is None:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+def sim_frames(address: str) -> Iterator[tuple[float, np.ndarray]]:
+    """Frames from the simulated board: `hwsim://SOCKET#READER`."""
+    path, _, reader = address.removeprefix("hwsim://").partition("#")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    sock.sendall(json.dumps({"op": "camera_stream", "reader": reader}).encode() + b"\n")
+    stream = sock.makefile("rb")
+    reply = json.loads(stream.readline() or b"{}")
+    if not reply.get("ok"):
+        raise OSError(f"simulated camera {reader!r}: {reply.get('error', 'no answer')}")
+    while True:
+        header = stream.readline()
+        if not header:
+            raise OSError("simulated camera stream ended (unplugged)")
+        meta = json.loads(header)
+        data = stream.read(meta["n"])
+        if len(data) != meta["n"]:
+            raise OSError("simulated camera stream cut mid-frame")
+        yield meta["t"], np.frombuffer(data, np.uint8).reshape(meta["h"], meta["w"])
+
+
+def opencv_frames(source: str | int) -> Iterator[tuple[float, np.ndarray]]:
+    """A device index or path, a stream URL, or a video file (played once at its own rate)."""
+    is_file = isinstance(source, str) and "://" not in source and not source.startswith("/dev/")
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise OSError(f"cannot open camera source {source!r}")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
+    period = 1.0 / fps if is_file and fps > 0 else 0.0
+    next_due = time.monotonic()
+    try:
+        while True:
+            ok, frame = capture.read()
+            t = time.monotonic()
+            if not ok:
+                if is_file:
+                    return  # played once; the reader idles
+                raise OSError(f"camera {source!r} stopped delivering frames")
+            yield t, frame
+            if period:
+                next_due += period
+                delay = next_due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+    finally:
+        capture.release()
+
+
+def frames_for(source: str) -> Iterator[tuple[float, np.ndarray]]:
+    if source.startswith("hwsim://"):
+        return sim_frames(source)
+    return opencv_frames(int(source) if source.isdigit() else source)
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+
+class Gate:
+    """Decides which frames get the full decoder."""
+
+    def __init__(self) -> None:
+        self._previous: np.ndarray | None = None
+        self.awake_until = 0.0
+        self.last_full = 0.0
+
+    def wants_decode(self, grey: np.ndarray, now: float) -> bool:
+        thumb = cv2.resize(grey, GATE_SIZE, interpolation=cv2.INTER_AREA)
+        previous, self._previous = self._previous, thumb
+        if previous is None or float(cv2.absdiff(thumb, previous).mean()) > GATE_THRESHOLD:
+            self.awake_until = now + AWAKE_SECONDS
+        if now < self.awake_until or now - self.last_full >= IDLE_FULL_DECODE_SECONDS:
+            self.last_full = now
+            return True
+        return False
+
+
+def capture_loop(source: str, mailbox: LatestFrame) -> None:
+    try:
+        for t, frame in frames_for(source):
+            mailbox.put(t, frame)
+    except Exception as exc:  # any capture failure: report it, the parent restarts us
+        emit(health=False, detail=str(exc))
+        mailbox.failed = True
+        mailbox.end()
+        return
+    mailbox.end()
+
+
+def run(source: str) -> int:
+    mailbox = LatestFrame()
+    threading.Thread(target=capture_loop, args=(source, mailbox), daemon=True).start()
+    pipeline = DecodePipeline()
+    gate = Gate()
+    seen: dict[str, float] = {}
+    healthy = False
+    last_beat = 0.0
+    while True:
+        now = time.monotonic()
+        if now - last_beat >= HEARTBEAT_SECONDS:
+            emit(alive=now)
+            last_beat = now
+        item = mailbox.take(timeout=HEARTBEAT_SECONDS)
+        if item is None:
+            if mailbox.ended:
+                if mailbox.failed:
+                    return 1
+                # A video file that has played out: stay alive and idle.
+                time.sleep(HEARTBEAT_SECONDS)
+            continue
+        if not healthy:
+            emit(health=True, detail="frames arriving")
+            healthy = True
+        t, frame = item
+        grey = to_grey(frame)
+        if not gate.wants_decode(grey, now):
+            continue
+        for text in pipeline.decode(grey, budget_ms=DECODE_BUDGET_MS):
+            first = seen.get(text)
+            if first is not None and now - first <= SAME_PRESENTATION_SECONDS:
+                continue
+            seen[text] = now
+            emit(code=text, t=t)
+        if len(seen) > 64:
+            seen = {k: v for k, v in seen.items() if now - v <= SAME_PRESENTATION_SECONDS}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="doorctl camera worker (started by the daemon)")
+    parser.add_argument("source")
+    args = parser.parse_args()
+    try:
+        return run(args.source)
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
