@@ -224,6 +224,34 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_decode(args: argparse.Namespace) -> int:
+    """Run the door's decode pipeline on still images: one line per image."""
+    import json
+
+    import cv2
+
+    from drivers.decode import DecodePipeline
+
+    pipeline = DecodePipeline()
+    status = EXIT_OK
+    for path in args.images:
+        image = cv2.imread(path)
+        start = time.perf_counter()
+        if image is None:
+            print(f"doorctl decode: {path}: not a readable image", file=sys.stderr)
+            texts: list[str] = []
+            status = EXIT_FAILED
+        else:
+            texts = pipeline.decode(image)
+        ms = (time.perf_counter() - start) * 1000
+        text = texts[0] if texts else None
+        if args.json:
+            print(json.dumps({"image": path, "text": text, "ms": round(ms, 3)}, ensure_ascii=False))
+        else:
+            print(text if text is not None else "none")
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="doorctl", description="Door controller for shared-office stores")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--sim-socket", help="control socket (default: sim.sock beside the journal)")
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("decode", help="run the door's decode pipeline on still images")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: image, text, ms")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("check-config", help="check a configuration file")
     with_config(p)

@@ -1,0 +1,269 @@
+"""Readers: the serial scanner over a real pty, the camera worker (isolation, gating), decoding."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from drivers.camera import CameraReader
+from drivers.camera_worker import AWAKE_SECONDS, GATE_SIZE, IDLE_FULL_DECODE_SECONDS, Gate
+from drivers.decode import DecodePipeline
+from drivers.readers import LineSplitter
+from drivers.serial_reader import SerialReader
+from hwsim.board import SimBoard, Wiring
+from hwsim.camera import SimCamera
+from hwsim.render import phone_frame
+from hwsim.serial_port import SimSerialPort
+from hwsim.server import BoardServer
+from tests.helpers import SHARED, code
+from tests.procs import doorctl
+from tests.rig import wait_for
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.codes: list[str] = []
+        self.health: list[tuple[bool, str]] = []
+        self.lock = threading.Lock()
+
+    def deliver(self, text: str, seen: float) -> None:
+        with self.lock:
+            self.codes.append(text)
+
+    def on_health(self, ok: bool, detail: str) -> None:
+        with self.lock:
+            self.health.append((ok, detail))
+
+    def healthy(self) -> bool | None:
+        with self.lock:
+            return self.health[-1][0] if self.health else None
+
+
+# --- serial ------------------------------------------------------------------------------------
+
+
+def test_line_splitter() -> None:
+    s = LineSplitter(max_chars=10)
+    assert s.feed(b"abc") == []
+    assert s.feed(b"def\r\n") == ["abcdef"]
+    assert s.feed(b"one\rtwo\nthree\r\n\r\n") == ["one", "two", "three"]
+    # cut one past the limit, so the verifier says malformed
+    assert s.feed(b"0123456789ABCDEF") == ["0123456789A"]
+    assert s.feed(b"GHIJ\nnext\n") == ["next"], "the rest of the over-long line is dropped"
+    assert s.feed(b"\xff\xfe\x00ok\n") == ["\ufffd\ufffd\x00ok"], "garbage becomes text the verifier rejects"
+
+
+@pytest.fixture
+def pty_port(tmp_path: Path) -> Iterator[SimSerialPort]:
+    port = SimSerialPort(tmp_path / "scanner.tty")
+    yield port
+    port.close()
+
+
+def test_serial_reader_over_a_real_pty(pty_port: SimSerialPort) -> None:
+    got = Collector()
+    reader = SerialReader("inside", "exit", str(pty_port.link))
+    reader.start(got.deliver, got.on_health)
+    try:
+        assert wait_for(lambda: got.healthy() is True)
+        text = code("m-1")
+        pty_port.send(text[:50].encode())
+        time.sleep(0.1)
+        pty_port.send(text[50:].encode() + b"\r\n")  # a line in two pieces
+        pty_port.send(b"\x00\xffgarbage\n" + b"X" * 2000 + b"\n")
+        assert wait_for(lambda: len(got.codes) == 3)
+        assert got.codes[0] == text
+        assert got.codes[1].endswith("garbage")
+        assert len(got.codes[2]) == 513
+        # Unplug: a fault; replug (a new pty behind the same stable link): back, and reading again.
+        pty_port.unplug()
+        assert wait_for(lambda: got.healthy() is False, 3)
+        time.sleep(0.5)
+        pty_port.plug()
+        assert wait_for(lambda: got.healthy() is True, 8)
+        pty_port.send(b"after-replug\n")
+        assert wait_for(lambda: got.codes[-1:] == ["after-replug"], 3)
+    finally:
+        reader.stop()
+
+
+def test_serial_reader_on_a_missing_port_reports_fault(tmp_path: Path) -> None:
+    got = Collector()
+    reader = SerialReader("inside", "exit", str(tmp_path / "nope"))
+    reader.start(got.deliver, got.on_health)
+    try:
+        assert wait_for(lambda: got.healthy() is False)
+        assert "cannot open" in got.health[-1][1]
+    finally:
+        reader.stop()
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+def test_generated_phone_frames_decode_and_empty_frames_never_do() -> None:
+    rng = random.Random(2024)
+    pipeline = DecodePipeline()
+    hits = 0
+    total = 160
+    for i in range(total):
+        size = (640, 480) if i % 2 else (1280, 720)
+        text = code(f"m-{i}")
+        hits += text in pipeline.decode(phone_frame(text, rng, size))
+    assert hits / total >= 0.95, f"decoded {hits}/{total}"
+    for i in range(80):
+        size = (640, 480) if i % 2 else (1280, 720)
+        assert pipeline.decode(phone_frame(None, rng, size)) == [], "a code read where there is none"
+
+
+def _photos() -> list[tuple[Path, str]]:
+    items = []
+    for png in sorted((SHARED / "qr-photos").glob("*/*.png")):
+        txt = png.with_suffix(".txt")
+        if txt.exists():
+            expected = txt.read_bytes().decode("utf-8", errors="replace")
+            items.append((png, expected.replace("\r\n", "\n").replace("\r", "\n")))
+    return items
+
+
+def test_real_photographs() -> None:
+    photos = _photos()
+    assert len(photos) == 179
+    pipeline = DecodePipeline()
+    def normalised(texts: list[str]) -> list[str]:
+        return [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]
+
+    read = sum(expected in normalised(pipeline.decode(cv2.imread(str(p)))) for p, expected in photos)
+    assert read >= 167, f"read {read} of {len(photos)}"
+
+
+def test_decode_cli(tmp_path: Path) -> None:
+    text = code("m-5")
+    frame = phone_frame(text, random.Random(3), (640, 480))
+    cv2.imwrite(str(tmp_path / "phone.png"), frame)
+    cv2.imwrite(str(tmp_path / "empty.png"), np.full((100, 100), 128, np.uint8))
+    res = doorctl("decode", str(tmp_path / "phone.png"), str(tmp_path / "empty.png"))
+    assert res.stdout.splitlines() == [text, "none"]
+    res = doorctl("decode", "--json", str(tmp_path / "phone.png"))
+    line = json.loads(res.stdout)
+    assert line["image"] == str(tmp_path / "phone.png") and line["text"] == text and line["ms"] > 0
+
+
+# --- gating ------------------------------------------------------------------------------------
+
+
+def test_gate_sleeps_on_a_still_scene_and_wakes_within_one_frame() -> None:
+    gate = Gate()
+    still = np.full((480, 640), 100, np.uint8)
+    t = 1000.0
+    for _ in range(int(AWAKE_SECONDS * 15) - 1):  # the first frame wakes the gate for a while
+        assert gate.wants_decode(still, t)
+        t += 1 / 15
+    asleep = []
+    for _ in range(150):  # then 10 s of nothing changing at 15 fps
+        asleep.append(gate.wants_decode(still, t))
+        t += 1 / 15
+    assert 1 <= sum(asleep) <= 10 / IDLE_FULL_DECODE_SECONDS + 1, "only the periodic look while asleep"
+    moved = still.copy()
+    cv2.rectangle(moved, (200, 100), (400, 400), 250, -1)  # a phone comes up
+    assert gate.wants_decode(moved, t), "something appeared: decode this very frame"
+    assert GATE_SIZE == (80, 60)
+
+
+# --- camera worker -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sim_camera(tmp_path: Path) -> Iterator[tuple[SimCamera, str]]:
+    board = SimBoard(Wiring(relay=17))
+    server = BoardServer(board, tmp_path / "sim.sock")
+    camera = SimCamera("front")
+    server.stream_ops["camera_stream"] = lambda message, conn: camera.stream(message, conn)
+    server.start()
+    yield camera, f"hwsim://{tmp_path / 'sim.sock'}#front"
+    server.close()
+
+
+def test_camera_reader_reads_a_shown_code(sim_camera: tuple[SimCamera, str]) -> None:
+    camera, source = sim_camera
+    got = Collector()
+    reader = CameraReader("front", "entry", source)
+    reader.start(got.deliver, got.on_health)
+    try:
+        assert wait_for(lambda: got.healthy() is True, 10)
+        text = code("m-1")
+        camera.show(text)
+        assert wait_for(lambda: text in got.codes, 5)
+        time.sleep(1.0)
+        assert got.codes.count(text) == 1, "one presentation, one code"
+    finally:
+        reader.stop()
+
+
+def test_a_crashed_or_hung_decoder_is_restarted(sim_camera: tuple[SimCamera, str]) -> None:
+    camera, source = sim_camera
+    got = Collector()
+    reader = CameraReader("front", "entry", source)
+    reader.start(got.deliver, got.on_health)
+    try:
+        assert wait_for(lambda: got.healthy() is True, 10)
+        first = reader.worker_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)  # the decoder crashes on a hostile image
+        assert wait_for(lambda: got.healthy() is False, 5)
+        assert wait_for(lambda: got.healthy() is True and reader.worker_pid != first, 10)
+        second = reader.worker_pid
+        assert second is not None
+        os.kill(second, signal.SIGSTOP)  # the decoder hangs
+        assert wait_for(lambda: reader.worker_pid != second and got.healthy() is True, 15)
+        text = code("m-2")
+        camera.show(text)
+        assert wait_for(lambda: text in got.codes, 5), "the restarted worker reads codes again"
+    finally:
+        reader.stop()
+
+
+def test_unplugged_camera_is_a_fault(sim_camera: tuple[SimCamera, str]) -> None:
+    camera, source = sim_camera
+    got = Collector()
+    reader = CameraReader("front", "entry", source)
+    reader.start(got.deliver, got.on_health)
+    try:
+        assert wait_for(lambda: got.healthy() is True, 10)
+        camera.plugged = False
+        assert wait_for(lambda: got.healthy() is False, 5)
+        camera.plugged = True
+        assert wait_for(lambda: got.healthy() is True, 15)
+    finally:
+        reader.stop()
+
+
+def test_video_file_plays_once_then_idles(tmp_path: Path) -> None:
+    text = code("m-9")
+    video = tmp_path / "door.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    frame = cv2.cvtColor(phone_frame(text, random.Random(1), (640, 480), max_tilt_deg=5), cv2.COLOR_GRAY2BGR)
+    blank = np.full((480, 640, 3), 90, np.uint8)
+    for i in range(20):
+        writer.write(frame if 5 <= i < 15 else blank)
+    writer.release()
+    got = Collector()
+    reader = CameraReader("file", "entry", str(video))
+    reader.start(got.deliver, got.on_health)
+    try:
+        assert wait_for(lambda: text in got.codes, 10)
+        time.sleep(2.0)
+        assert got.healthy() is True, "a played-out file is idle, not a fault"
+        assert got.codes == [text]
+    finally:
+        reader.stop()
