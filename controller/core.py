@@ -89,6 +89,16 @@ class DoorCore:
         # A rejected code held in front of a camera is seen in every frame: one denial per
         # presentation, as for accepted codes. Keyed by (reader, text); monotonic seconds.
         self._recent_denials: dict[tuple[str, str], float] = {}
+        # Called on the reactor thread after every commit, with what was journaled (the cloud
+        # link drains its outbox and republishes seats and sessions from here).
+        self.listeners: list[Callable[[list[JournaledEvent]], None]] = []
+
+    def _notify(self, events: list[JournaledEvent]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("journal listener failed")
 
     # --- inputs -----------------------------------------------------------------------
 
@@ -147,6 +157,7 @@ class DoorCore:
             return []
         for ev in written:
             log.info("event seq=%d %s source=%s %s", ev.seq, ev.type, ev.source, ev.fields or "")
+        self._notify(written)
         return written
 
     def set_revoked(self, version: int, members: list[str]) -> bool:
@@ -156,6 +167,8 @@ class DoorCore:
             return False
         self.journal.set_revoked(version, members)
         self.revoked = frozenset(members)
+        self.record(Event("revocation_applied", None, "system", None,
+                          {"version": version, "count": len(members)}))
         return True
 
     # --- internals --------------------------------------------------------------------
@@ -202,6 +215,8 @@ class DoorCore:
         for ev in events:
             log.info("event seq=%d %s member=%s source=%s reason=%s", ev.seq, ev.type, ev.member,
                      ev.source, ev.reason)
+        if events:
+            self._notify(events)
         return Handled(decision, events, code)
 
     # --- views ------------------------------------------------------------------------

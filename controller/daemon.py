@@ -10,6 +10,7 @@ import threading
 import time
 from types import FrameType
 
+from controller.cloud import CloudSync
 from controller.config import Config
 from controller.core import DoorCore
 from controller.decision import Event
@@ -54,10 +55,26 @@ class DoorDaemon:
         self.lock = LockController(config.lock, self.pins, self.guard, self.reactor, self.core)
         self.readers = [platform.make_reader(r) for r in config.readers]
         self.reader_health: dict[str, str] = {r.name: "ok" for r in self.readers}
+        self.cloud: CloudSync | None = None
+        if config.mqtt is not None:
+            self.cloud = CloudSync(config, self.reactor, self.core, self.status_fields, self.lock.unlock)
+            cloud = self.cloud
+            self.core.listeners.append(lambda events: (cloud.drain(), cloud.state_changed()))
+            self.lock.on_change = cloud.state_changed
         usec = os.environ.get("WATCHDOG_USEC", "")
         # Ping at half the interval systemd asked for (1 s when not under a watchdog).
         self._ping_every = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 1.0
         self._last_ping = 0.0
+
+    def status_fields(self) -> dict[str, object]:
+        """The door's live status (the MQTT status payload, less online/version/ts)."""
+        return {
+            "lock": self.lock.lock_state,
+            "door": self.lock.door_state,
+            "alarms": sorted(self.lock.alarms),
+            "readers": dict(self.reader_health),
+            "clock_synced": self.core.clock.synced(),
+        }
 
     def _ping_watchdog(self) -> None:
         # Sent from the reactor loop itself, so a hung loop stops the pings and systemd acts.
@@ -91,6 +108,8 @@ class DoorDaemon:
         else:
             log.error("reader %s fault: %s", reader.name, detail)
             self.core.record(Event("reader_fault", None, "system", detail, {"reader": reader.name}))
+        if self.cloud is not None:
+            self.cloud.state_changed()
 
     def _tick(self) -> None:
         self.core.tick()
@@ -136,6 +155,8 @@ class DoorDaemon:
         self.reactor.post(self._prune)
         self.reactor.post(self.lock.start)
         self._start_readers()
+        if self.cloud is not None:
+            self.cloud.start()
         status = self.status_line()
         log.info("ready: %s", status)
         self.notifier.ready(status)
@@ -143,6 +164,8 @@ class DoorDaemon:
             self.reactor.run()
         finally:
             self.guard.force_off()
+            if self.cloud is not None:
+                self.cloud.stop()
             for reader in self.readers:
                 reader.stop()
             self.notifier.stopping()
