@@ -1,0 +1,110 @@
+"""A real mosquitto for the tests, on a free port, that can be stopped and restarted (the network
+cut), and an MQTT 5 client that records what the door publishes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    def __init__(self, tmp: Path, port: int | None = None, extra_conf: str = "") -> None:
+        self.port = port or free_port()
+        self.conf = tmp / f"mosquitto-{self.port}.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"max_queued_messages 100000\n{extra_conf}"
+        )
+        self.log = tmp / f"mosquitto-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=self.log.open("ab"),
+                                     stderr=subprocess.STDOUT)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start on {self.port}: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+class Recorder:
+    """Subscribes to everything and keeps what arrives."""
+
+    def __init__(self, port: int, topic: str = "#", client_id: str = "test-recorder") -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.cond = threading.Condition()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.cond:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self.cond.notify_all()
+
+    def wait(self, predicate: Any, timeout: float = 15) -> bool:
+        end = time.monotonic() + timeout
+        with self.cond:
+            while not predicate():
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+            return True
+
+    def on(self, topic: str) -> list[bytes]:
+        with self.cond:
+            return [p for t, p, _ in self.messages if t == topic]
+
+    def json_on(self, topic: str) -> list[Any]:
+        return [json.loads(p) for p in self.on(topic) if p]
+
+    def events(self, topic: str) -> list[dict[str, Any]]:
+        return self.json_on(topic)
+
+    def publish(self, topic: str, payload: bytes | str, response_topic: str | None = None,
+                correlation: bytes | None = None, retain: bool = False) -> None:
+        props = None
+        if response_topic:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = response_topic
+            if correlation is not None:
+                props.CorrelationData = correlation
+        self.client.publish(topic, payload, qos=1, retain=retain, properties=props).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -1,0 +1,218 @@
+"""End to end: `doorctl run --sim` against a separate simulated board and a real mosquitto."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.broker import Broker, Recorder
+from tests.helpers import code, config_doc, toml_text
+from tests.procs import BoardProcess, DoorProcess
+from tests.rig import wait_for
+
+STORE, DOOR = "shinjuku-3", "main"
+BASE = f"officepass/v1/stores/{STORE}"
+STATUS, SEATS, EVENTS = f"{BASE}/doors/{DOOR}/status", f"{BASE}/seats", f"{BASE}/doors/{DOOR}/events"
+CMD, RESULT = f"{BASE}/doors/{DOOR}/cmd", f"{BASE}/doors/{DOOR}/cmd/result"
+
+
+def fresh(member: str, **kw: Any) -> str:
+    """A code minted just now, as the member's app does."""
+    return code(member, iat=int(time.time()), **kw)
+
+
+@dataclass
+class Store:
+    config: Path
+    board: BoardProcess
+    broker: Broker
+    cloud: Recorder
+    tmp: Path
+    door: DoorProcess | None = None
+
+    def start_door(self) -> DoorProcess:
+        self.door = DoorProcess(self.config, self.board.socket_path)
+        return self.door
+
+    def show(self, reader: str, text: str) -> None:
+        assert self.board.request(op="show", reader=reader, text=text)["ok"]
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.cloud.events(EVENTS)
+
+    def event_types(self, member: str | None = None) -> list[str]:
+        return [e["type"] for e in self.events() if member is None or e["member"] == member]
+
+    def wait_event(self, type_: str, member: str | None = None, count: int = 1, timeout: float = 15) -> None:
+        ok = self.cloud.wait(lambda: self.event_types(member).count(type_) >= count, timeout)
+        assert ok, f"no {type_} for {member}: {self.event_types()}\n{self.door.output() if self.door else ''}"
+
+    def seats(self) -> dict[str, Any]:
+        return self.cloud.json_on(SEATS)[-1]
+
+    def command(self, member: str, act: str, ttl: int = 30, iat: int | None = None,
+                correlation: bytes | None = None) -> tuple[str, dict[str, Any]]:
+        text = code(member, iat=iat if iat is not None else int(time.time()), ttl=ttl, act=act)
+        reply_to = f"app/replies/{time.monotonic_ns()}"
+        before = len(self.cloud.on(reply_to))
+        self.cloud.publish(CMD, text, response_topic=reply_to, correlation=correlation or b"corr-1")
+        assert self.cloud.wait(lambda: len(self.cloud.on(reply_to)) > before, 10), "no reply"
+        return text, json.loads(self.cloud.on(reply_to)[-1])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    broker = Broker(tmp_path)
+    doc = config_doc(
+        door={"store": STORE, "name": DOOR, "seats": 2},
+        lock={"relay_pin": "GPIO17", "door_sensor_pin": "GPIO27", "exit_button_pin": "GPIO22",
+              "lock_sensor_pin": "GPIO24", "unlock_seconds": 1, "max_unlock_seconds": 3},
+        reader=[{"name": "front", "type": "camera", "side": "entry", "source": 0},
+                {"name": "inside", "type": "serial", "side": "exit", "port": "/dev/ttyACM0"}],
+        mqtt={"host": "127.0.0.1", "port": broker.port, "tls": False},
+    )
+    doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
+    config = tmp_path / "door.toml"
+    config.write_text(toml_text(doc))
+    board = BoardProcess(config, tmp_path / "sim.sock")
+    cloud = Recorder(broker.port)
+    s = Store(config, board, broker, cloud, tmp_path)
+    s.start_door()
+    assert cloud.wait(lambda: any(json.loads(p).get("online") for p in cloud.on(STATUS) if p), 15)
+    yield s
+    if s.door is not None:
+        s.door.stop()
+    cloud.close()
+    board.close()
+    broker.stop()
+
+
+def test_member_day(store: Store) -> None:
+    store.show("front", fresh("m-1"))  # check in at the door camera
+    store.wait_event("check_in", "m-1")
+    assert store.cloud.wait(lambda: store.seats()["symbol"] == "△")
+    assert store.cloud.wait(lambda: store.cloud.json_on(f"{BASE}/sessions/m-1")[-1:][0]["state"] == "checked_in"
+                            if store.cloud.json_on(f"{BASE}/sessions/m-1") else False)
+    store.show("inside", fresh("m-1"))  # out for a while
+    store.wait_event("unlock", "m-1", count=2)
+    store.show("front", fresh("m-1"))  # back in
+    store.wait_event("unlock", "m-1", count=3)
+    _, reply = store.command("m-1", "checkout_begin", correlation=b"abc")
+    assert reply["ok"] and reply["result"] == "checkout_begin" and len(reply["cti"]) == 32
+    store.show("inside", fresh("m-1"))  # unlock and go out
+    store.wait_event("unlock", "m-1", count=4)
+    _, reply = store.command("m-1", "checkout")
+    assert reply == {"cti": reply["cti"], "ok": True, "result": "checkout", "reason": None}
+    store.wait_event("checkout", "m-1")
+    assert store.cloud.wait(lambda: store.seats()["symbol"] == "○" and store.seats()["available"] == 2)
+    assert store.cloud.wait(lambda: store.cloud.on(f"{BASE}/sessions/m-1")[-1] == b""), "session cleared"
+    store.show("inside", fresh("m-1"))  # after checkout: no more unlocks
+    store.wait_event("denied", "m-1")
+    assert [e["reason"] for e in store.events() if e["type"] == "denied"] == ["not_checked_in"]
+    seqs = [e["seq"] for e in store.events()]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_full_store_and_the_third_member(store: Store) -> None:
+    for member in ("a", "b"):
+        store.show("front", fresh(member))
+        store.wait_event("check_in", member)
+    assert store.cloud.wait(lambda: store.seats()["symbol"] == "×")
+    _, reply = store.command("c", "check_in")
+    assert reply["ok"] is False and reply["reason"] == "full"
+
+
+def test_commands_garbage_redelivery_and_ttl(store: Store) -> None:
+    for payload in (b"garbage", b"\xff\xfe", b"OP1:" + b"A" * 100_000, b""):
+        store.cloud.publish(CMD, payload)
+    assert store.cloud.wait(lambda: len(store.cloud.json_on(RESULT)) >= 4)
+    assert all(r == {"cti": None, "ok": False, "result": None, "reason": "malformed"}
+               for r in store.cloud.json_on(RESULT)[:4])
+    text, first = store.command("m-2", "check_in")
+    assert first["ok"] and first["result"] == "check_in"
+    # QoS 1 redelivery of the same command: answered with the first result, not executed again.
+    reply_to = "app/replies/again"
+    store.cloud.publish(CMD, text, response_topic=reply_to, correlation=b"x")
+    assert store.cloud.wait(lambda: store.cloud.on(reply_to))
+    assert json.loads(store.cloud.on(reply_to)[0]) == first
+    time.sleep(0.5)
+    assert store.event_types("m-2").count("check_in") == 1
+    # A command minted longer ago than its ttl (plus skew) is refused.
+    _, stale = store.command("m-2", "unlock", ttl=30, iat=int(time.time()) - 200)
+    assert stale["ok"] is False and stale["reason"] == "expired"
+    _, long_ttl = store.command("m-2", "unlock", ttl=120)
+    assert long_ttl["reason"] == "ttl_too_long"
+
+
+def test_revocation_while_inside(store: Store) -> None:
+    store.show("front", fresh("m-3"))
+    store.wait_event("check_in", "m-3")
+    store.cloud.publish("officepass/v1/revoked", json.dumps({"version": 7, "members": ["m-3"]}), retain=True)
+    store.wait_event("revocation_applied")
+    store.show("inside", fresh("m-3"))
+    store.wait_event("denied", "m-3")
+    assert store.events()[-1]["reason"] == "revoked"
+    store.board.press("exit_button")  # the exit button still lets anyone out
+    store.wait_event("unlock", None, count=2)
+    store.cloud.publish("officepass/v1/revoked", b"{not json", retain=True)  # garbage is ignored
+    store.cloud.publish("officepass/v1/revoked", json.dumps({"version": 6, "members": []}), retain=True)
+    time.sleep(1)
+    store.show("inside", fresh("m-3"))
+    store.wait_event("denied", "m-3", count=2)
+
+
+def test_sigkill_mid_session_then_restart(store: Store) -> None:
+    first = fresh("m-4")
+    store.show("front", first)
+    store.wait_event("check_in", "m-4")
+    assert store.door is not None
+    store.door.kill(signal.SIGKILL)
+    store.door.popen.wait(5)
+    assert store.cloud.wait(lambda: json.loads(store.cloud.on(STATUS)[-1]) == {"online": False}, 30), \
+        "the Last Will says the door is offline"
+    store.board.request(op="pin_write", gpio=17, level=False)  # what systemd's relay-off would do
+    store.start_door()
+    assert store.cloud.wait(lambda: json.loads(store.cloud.on(STATUS)[-1]).get("online") is True)
+    store.show("inside", first)  # the used code is still used after the restart
+    store.wait_event("denied", "m-4")
+    assert store.events()[-1]["reason"] == "replayed"
+    store.show("inside", fresh("m-4"))  # the session survived: a fresh code lets the member out
+    store.wait_event("unlock", "m-4", count=2)
+    assert store.seats()["occupied"] == 1
+    ids = [e["id"] for e in store.events()]
+    seqs = sorted({e["seq"] for e in store.events()})
+    assert seqs == list(range(1, len(seqs) + 1)), "seq continues across the restart"
+    assert len(set(ids)) == len(seqs)
+
+
+def test_broker_outage_loses_nothing(store: Store) -> None:
+    store.show("front", fresh("m-5"))
+    store.wait_event("check_in", "m-5")
+    store.broker.stop()  # the network is cut
+    time.sleep(1)
+    for _ in range(3):
+        store.board.press("exit_button")  # events while offline
+        time.sleep(1.2)
+    store.show("inside", fresh("m-5"))
+    time.sleep(1.5)
+    store.broker.start()
+    store.cloud.client.reconnect()
+    assert store.cloud.wait(lambda: "unlock" in store.event_types("m-5")[1:] and
+                            store.event_types(None).count("unlock") >= 5, 60), store.event_types()
+    events = store.events()
+    unique = {e["seq"]: e for e in events}
+    assert sorted(unique) == list(range(1, max(unique) + 1)), "seq contiguous"
+    firsts: list[int] = []
+    for e in events:
+        if e["seq"] not in firsts:
+            firsts.append(e["seq"])
+    assert firsts == sorted(firsts), "first deliveries in seq order"
+    # retained state came back after the broker (without persistence) restarted
+    assert store.cloud.wait(lambda: bool(store.cloud.on(SEATS)) and store.seats()["occupied"] == 1, 30)
