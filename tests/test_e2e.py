@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.broker import Broker, Recorder
+from hwsim.broker import Broker, Recorder
 from tests.helpers import code, config_doc, toml_text
 from tests.procs import BoardProcess, DoorProcess
-from tests.rig import wait_for
 
 STORE, DOOR = "shinjuku-3", "main"
 BASE = f"officepass/v1/stores/{STORE}"
@@ -98,8 +97,9 @@ def test_member_day(store: Store) -> None:
     store.show("front", fresh("m-1"))  # check in at the door camera
     store.wait_event("check_in", "m-1")
     assert store.cloud.wait(lambda: store.seats()["symbol"] == "△")
-    assert store.cloud.wait(lambda: store.cloud.json_on(f"{BASE}/sessions/m-1")[-1:][0]["state"] == "checked_in"
-                            if store.cloud.json_on(f"{BASE}/sessions/m-1") else False)
+    session_topic = f"{BASE}/sessions/m-1"
+    states = lambda: [s["state"] for s in store.cloud.json_on(session_topic)]  # noqa: E731
+    assert store.cloud.wait(lambda: states() == ["checked_in"])
     store.show("inside", fresh("m-1"))  # out for a while
     store.wait_event("unlock", "m-1", count=2)
     store.show("front", fresh("m-1"))  # back in

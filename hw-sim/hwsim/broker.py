@@ -1,5 +1,6 @@
-"""A real mosquitto for the tests, on a free port, that can be stopped and restarted (the network
-cut), and an MQTT 5 client that records what the door publishes."""
+"""A local mosquitto on a free port, that can be stopped and restarted (a network cut), and an
+MQTT 5 client that records what the door publishes: for the demo, the tests and the benchmarks.
+Never the machine's shared broker on 1883."""
 
 from __future__ import annotations
 
