@@ -8,7 +8,7 @@ setup:
 	@scripts/bootstrap.sh
 
 demo: setup
-	$(PY) -m controller.demo
+	$(PY) -m hwsim.demo
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -31,9 +31,13 @@ class Broker:
     def __init__(self, tmp: Path, port: int | None = None, extra_conf: str = "") -> None:
         self.port = port or free_port()
         self.conf = tmp / f"mosquitto-{self.port}.conf"
+        store = tmp / f"mosquitto-{self.port}-data"
+        store.mkdir(exist_ok=True)
+        # Persistent, as a cloud broker is: sessions and retained messages survive a restart.
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"max_queued_messages 100000\n{extra_conf}"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {store}/\n"
+            f"max_queued_messages 200000\n{extra_conf}"
         )
         self.log = tmp / f"mosquitto-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,7 +72,11 @@ class Recorder:
                                   protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
-        self.client.connect("127.0.0.1", port)
+        # A persistent session: what is published while this client is away waits at the broker.
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 600
+        self.client.reconnect_delay_set(1, 2)
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
         self.client.loop_start()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -1,0 +1,260 @@
+"""`make demo`: a local mosquitto, the door under --sim, and a scripted store day, with a live view.
+
+Everything real but the hardware: `doorctl run --sim` as its own process, codes
+rendered into the simulated camera's frames and decoded by the door's pipeline, a
+pty for the serial scanner, commands and state over a real broker. Ends by itself
+in about 90 seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from controller.codes import mint_code
+from hwsim.broker import Broker, Recorder
+from hwsim.server import BoardClient
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = ROOT / ".demo"
+# TEST-ONLY private key (shared/vectors/test-keys.json): the demo plays the member's app.
+APP_KEY = "vNAVQunfssqFgpICOrkdEJi15EvvfXeL2JYLw36IiuI="
+TTY = sys.stdout.isatty()
+
+
+def member_code(member: str, act: str | None = None) -> str:
+    import base64
+    import secrets
+
+    now = int(time.time())
+    return mint_code(base64.b64decode(APP_KEY), kid="k1", issuer="officepass", member=member, iat=now,
+                     exp=now + (30 if act else 120), cti=secrets.token_bytes(16), act=act)
+
+
+class Demo:
+    def __init__(self) -> None:
+        shutil.rmtree(STATE, ignore_errors=True)
+        STATE.mkdir()
+        self.broker = Broker(STATE)
+        text = (ROOT / "config" / "demo.toml").read_text()
+        doc = tomllib.loads(text)
+        self.store, self.door_name = doc["door"]["store"], doc["door"]["name"]
+        # The demo's own broker port, and the journal under .demo/.
+        text = text.replace("port = 18830", f"port = {self.broker.port}")
+        text = text.replace('path = "../.demo/doorctl.db"', f'path = "{STATE / "doorctl.db"}"')
+        self.config = STATE / "door.toml"
+        self.config.write_text(text)
+        base = f"officepass/v1/stores/{self.store}"
+        self.topics = {"status": f"{base}/doors/{self.door_name}/status", "seats": f"{base}/seats",
+                       "events": f"{base}/doors/{self.door_name}/events",
+                       "cmd": f"{base}/doors/{self.door_name}/cmd", "sessions": f"{base}/sessions/"}
+        self.cloud = Recorder(self.broker.port, client_id="demo-cloud")
+        self.log = (STATE / "door.log").open("w")
+        self.door = subprocess.Popen(
+            [sys.executable, "-m", "controller.cli", "run", "--sim", "--config", str(self.config)],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.narration: list[str] = []
+        self.started = time.monotonic()
+        self.board = self._wait_board()
+        self._stop_view = threading.Event()
+
+    def _wait_board(self) -> BoardClient:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                client = BoardClient(STATE / "sim.sock")
+                client.request(op="state")
+                return client
+            except (ConnectionError, OSError, ValueError):
+                if self.door.poll() is not None:
+                    raise SystemExit(f"the door did not start; see {STATE / 'door.log'}") from None
+                time.sleep(0.2)
+        raise SystemExit("the simulated board did not come up")
+
+    # --- the script's verbs --------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        stamp = f"[{time.monotonic() - self.started:5.1f}s]"
+        self.narration.append(f"{stamp} {text}")
+        if not TTY:
+            print(f"{stamp} {text}", flush=True)
+
+    def show(self, reader: str, member: str, act: str | None = None) -> None:
+        self.board.request(op="show", reader=reader, text=member_code(member, act))
+
+    def walk_through(self) -> None:
+        """The member pushes the door once it has unlocked (never forcing it)."""
+        if not self.wait_for(lambda: bool(self.board.request(op="state")["relay"]), 5):
+            return
+        time.sleep(0.3)
+        self.board.request(op="door", open=True)
+        time.sleep(0.8)
+        self.board.request(op="door", open=False)
+
+    def app(self, member: str, act: str) -> None:
+        self.cloud.publish(self.topics["cmd"], member_code(member, act))
+
+    def wait_for(self, what: Callable[[], bool], timeout: float = 15) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if what():
+                return True
+            time.sleep(0.1)
+        self.say(f"   (still waiting after {timeout:.0f}s)")
+        return False
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.cloud.json_on(self.topics["events"])
+
+    def has_event(self, type_: str, member: str | None, count: int = 1) -> Callable[[], bool]:
+        return lambda: sum(1 for e in self.events() if e["type"] == type_ and e["member"] == member) >= count
+
+    # --- the live view -------------------------------------------------------------------
+
+    def view(self) -> str:
+        seats = (self.cloud.json_on(self.topics["seats"]) or [{}])[-1]
+        statuses = self.cloud.json_on(self.topics["status"])
+        status = statuses[-1] if statuses else {}
+        board = self.board.request(op="state")
+        sessions: dict[str, Any] = {}
+        with self.cloud.cond:
+            for topic, payload, _ in self.cloud.messages:
+                if topic.startswith(self.topics["sessions"]):
+                    member = topic[len(self.topics["sessions"]):]
+                    sessions[member] = json.loads(payload) if payload else None
+        lines = [
+            f"doorctl demo: store {self.store}, door {self.door_name}  (broker 127.0.0.1:{self.broker.port})",
+            "",
+            f"  cloud link : {'online' if status.get('online') else 'OFFLINE'}",
+            f"  lock       : {status.get('lock', '?'):9}  relay {'ON ' if board['relay'] else 'off'}  "
+            f"bolt {board['bolt']}",
+            f"  door       : {board['door']}",
+            f"  alarms     : {', '.join(status.get('alarms', [])) or '-'}",
+            f"  seats      : {seats.get('symbol', '?')}  {seats.get('available', '?')} of "
+            f"{seats.get('capacity', '?')} free",
+            "  sessions   : " + (", ".join(
+                f"{m} ({s['state']}{', OVERDUE' if s['overdue'] else ''})"
+                for m, s in sessions.items() if s) or "-"),
+            "",
+            "  events (from the broker):",
+        ]
+        for e in self.events()[-9:]:
+            reason = f" ({e['reason']})" if e.get("reason") else ""
+            who = e.get("member") or "-"
+            lines.append(f"    #{e['seq']:<3} {e['type']:<17} {who:<6} {e['source']}{reason}")
+        lines += ["", "  story:"] + [f"    {n}" for n in self.narration[-7:]]
+        return "\n".join(lines)
+
+    def _render_loop(self) -> None:
+        while not self._stop_view.wait(0.5):
+            try:
+                screen = self.view()
+            except Exception:
+                continue
+            sys.stdout.write("\x1b[H\x1b[2J" + screen + "\n")
+            sys.stdout.flush()
+
+    # --- the day -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        if TTY:
+            threading.Thread(target=self._render_loop, daemon=True).start()
+        try:
+            self.day()
+        finally:
+            self._stop_view.set()
+            self.door.send_signal(signal.SIGTERM)
+            self.door.wait(15)
+            self.cloud.close()
+            self.broker.stop()
+        return self.summary()
+
+    def day(self) -> None:
+        self.say("the door is up; waiting for it on the broker")
+        self.wait_for(lambda: any(s.get("online") for s in self.cloud.json_on(self.topics["status"])), 20)
+        self.say("aiko shows her code to the door camera: check in")
+        self.show("front", "aiko")
+        self.wait_for(self.has_event("check_in", "aiko"))
+        self.walk_through()
+        self.say("aiko steps out for a coffee (scanner inside), then comes back (camera)")
+        self.show("inside", "aiko")
+        self.wait_for(self.has_event("unlock", "aiko", 2))
+        self.walk_through()
+        time.sleep(1)
+        self.show("front", "aiko")
+        self.wait_for(self.has_event("unlock", "aiko", 3))
+        self.walk_through()
+        self.say("ben checks in: the store is full (×)")
+        self.show("front", "ben")
+        self.wait_for(self.has_event("check_in", "ben"))
+        self.walk_through()
+        self.say("chika tries to check in: denied, no free seat")
+        self.show("front", "chika")
+        self.wait_for(self.has_event("denied", "chika"))
+        self.say("aiko taps 'start checkout' in the app, goes out, then 'confirm checkout'")
+        self.app("aiko", "checkout_begin")
+        self.wait_for(self.has_event("checkout_begin", "aiko"))
+        self.show("inside", "aiko")
+        self.wait_for(self.has_event("unlock", "aiko", 4))
+        self.walk_through()
+        self.app("aiko", "checkout")
+        self.wait_for(self.has_event("checkout", "aiko"))
+        self.say("after checkout aiko's code no longer opens the door")
+        self.show("inside", "aiko")
+        self.wait_for(self.has_event("denied", "aiko"))
+        self.say("the broker drops out; the door keeps working offline")
+        self.broker.stop()
+        time.sleep(1.5)
+        self.show("inside", "ben")
+        time.sleep(1.5)
+        self.walk_through()
+        self.board.request(op="input", name="exit_button", active=True)
+        time.sleep(0.1)
+        self.board.request(op="input", name="exit_button", active=False)
+        time.sleep(2)
+        self.show("front", "ben")
+        time.sleep(2)
+        self.say("the broker is back: the backlog drains in order")
+        self.broker.start()
+        self.cloud.client.reconnect()
+        self.wait_for(self.has_event("unlock", "ben", 3), 40)
+        self.say("ben's stay runs over its (demo) 1-minute limit: warning, then overstay")
+        self.wait_for(self.has_event("overstay_warning", "ben"), 60)
+        self.wait_for(self.has_event("overstay", "ben"), 30)
+        self.say("ben is overdue but can always leave")
+        self.show("inside", "ben")
+        self.wait_for(self.has_event("unlock", "ben", 4))
+        time.sleep(2)
+
+    def summary(self) -> int:
+        events = self.events()
+        seqs = sorted({e["seq"] for e in events})
+        contiguous = seqs == list(range(1, len(seqs) + 1))
+        print("\n" + "=" * 70)
+        verdict = "contiguous: nothing lost" if contiguous else "WITH GAPS"
+        print(f"demo finished in {time.monotonic() - self.started:.0f}s: {len(seqs)} events reached the "
+              f"cloud, seq 1..{seqs[-1] if seqs else 0} {verdict}")
+        for line in self.narration:
+            print("  " + line)
+        print(f"door log: {STATE / 'door.log'}")
+        return 0 if contiguous and seqs else 1
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    return Demo().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
