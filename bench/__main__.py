@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["core"]
+ALL = ["core", "decode", "cloud"]
 
 
 def main() -> None:

@@ -96,6 +96,10 @@ class DoorDaemon:
         handled = self.core.present(text, reader.name, reader.side)  # type: ignore[arg-type]
         if handled.decision is not None and handled.decision.unlock:
             self.lock.unlock()
+        if not handled.ignored:
+            # Seen-to-decided time: the door's own view of its reader latency.
+            log.info("code at %s decided %.1f ms after its frame (frame_t=%.6f)", reader.name,
+                     (time.monotonic() - seen_at) * 1000, seen_at)
 
     def _on_health(self, reader: CodeReader, ok: bool, detail: str) -> None:
         state = "ok" if ok else "fault"

@@ -100,6 +100,8 @@ class CameraReader:
             if not isinstance(message, dict):
                 continue
             if isinstance(message.get("code"), str):
+                log.debug("camera %s: code in frame t=%.6f, decoded in %s ms", self.name,
+                          message.get("t", 0.0), message.get("decode_ms"))
                 deliver(message["code"], float(message.get("t", time.monotonic())))
             elif "health" in message:
                 health(bool(message["health"]), str(message.get("detail", "")))

@@ -33,8 +33,6 @@ GATE_THRESHOLD = 1.5
 AWAKE_SECONDS = 2.0
 # Even with nothing moving, look properly now and then (a code held perfectly still).
 IDLE_FULL_DECODE_SECONDS = 3.0
-# The video budget per frame: what it cuts, the next frame retries.
-DECODE_BUDGET_MS = 25.0
 SAME_PRESENTATION_SECONDS = 5.0
 HEARTBEAT_SECONDS = 0.5
 
@@ -190,12 +188,15 @@ def run(source: str) -> int:
         grey = to_grey(frame)
         if not gate.wants_decode(grey, now):
             continue
-        for text in pipeline.decode(grey, budget_ms=DECODE_BUDGET_MS):
+        started = time.perf_counter()
+        found = pipeline.decode_video(grey)
+        decode_ms = (time.perf_counter() - started) * 1000
+        for text in found:
             first = seen.get(text)
             if first is not None and now - first <= SAME_PRESENTATION_SECONDS:
                 continue
             seen[text] = now
-            emit(code=text, t=t)
+            emit(code=text, t=t, decode_ms=round(decode_ms, 3))
         if len(seen) > 64:
             seen = {k: v for k, v in seen.items() if now - v <= SAME_PRESENTATION_SECONDS}
 

@@ -59,9 +59,12 @@ class SimCamera:
                                              max_rotation_deg=20)
                     self._pose_frames = 0
                 self._pose_frames += 1
+                # The capture time is when the frame is complete (after the render, which stands
+                # for the light reaching the sensor, not for anything the door does).
+                captured = time.monotonic()
                 if self.first_code_frame_t is None:
-                    self.first_code_frame_t = now
-                return now, self._pose
+                    self.first_code_frame_t = captured
+                return captured, self._pose
             self._showing = None
             noisy = self._scene + self._noise[index % len(self._noise)]
             return now, np.clip(noisy, 0, 255).astype(np.uint8)

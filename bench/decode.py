@@ -1,0 +1,144 @@
+"""Readers: decode time per frame, decode rates, frame-to-relay latency under --sim, idle CPU.
+
+Targets (issue 4): decode p95 <= 5 ms per 1280x720 frame with a code; >= 97% of generated
+phone frames and >= 167 of the 179 photographs; frame-to-relay p99 <= 1.2x decode + 10 ms;
+idle CPU <= 2% of one core (640x480, 15 fps, nobody at the door).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from bench.procs import ROOT, Door, cpu_seconds, member_code, percentile, write_config
+from drivers.decode import DecodePipeline
+from hwsim.render import phone_frame
+
+SHARED = ROOT.parent / "shared"
+
+
+def frame_times(pipeline: DecodePipeline, n: int = 150) -> None:
+    """Per frame, as the door's camera worker decodes (video mode: fast path + one fallback),
+    and as `doorctl decode` does a still (every fallback until one finds a code)."""
+    rng = random.Random(77)
+    print(f"{'decode ms per frame':<30}{'video: median':>14}{'p95':>8}{'rate':>8}"
+          f"{'still: median':>15}{'p95':>8}{'rate':>8}")
+    for size in ((640, 480), (1280, 720)):
+        for with_code in (False, True):
+            cols = []
+            frames = [(member_code(f"m-{i}") if with_code else None) for i in range(n)]
+            rendered = [(text, phone_frame(text, rng, size)) for text in frames]
+            for decode in (pipeline.decode_video, pipeline.decode):
+                times, hits = [], 0
+                for text, frame in rendered:
+                    start = time.perf_counter()
+                    found = decode(frame)
+                    times.append((time.perf_counter() - start) * 1000)
+                    hits += (text in found) if with_code else bool(found)
+                rate = f"{hits / n:.1%}" if with_code else f"{hits} false"
+                cols.append(f"{statistics.median(times):>14.2f}{percentile(times, 95):>8.2f}{rate:>8}")
+            label = f"{size[0]}x{size[1]} {'with a code' if with_code else 'empty'}"
+            print(f"  {label:<28}{cols[0]} {cols[1]}")
+
+
+def generated_rate(pipeline: DecodePipeline, n: int = 400) -> None:
+    rng = random.Random(4242)
+    raw_hits = hits = 0
+    import zxingcpp
+
+    for i in range(n):
+        text = member_code(f"m-{i}")
+        frame = phone_frame(text, rng, (640, 480) if i % 2 else (1280, 720))
+        raw = zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)
+        raw_hits += text in [r.text for r in raw]
+        hits += text in pipeline.decode(frame)
+    print(f"{f'generated phone set (n={n})':<44}{hits / n:>8.1%}   raw zxing-cpp {raw_hits / n:.1%}"
+          "   target >= 97%")
+
+
+def photo_rate(pipeline: DecodePipeline) -> None:
+    def norm(s: str) -> str:
+        return s.replace("\r\n", "\n").replace("\r", "\n")
+
+    total = read = 0
+    times = []
+    for png in sorted((SHARED / "qr-photos").glob("*/*.png")):
+        txt = png.with_suffix(".txt")
+        if not txt.exists():
+            continue
+        total += 1
+        image = cv2.imread(str(png))
+        start = time.perf_counter()
+        found = pipeline.decode(image)
+        times.append((time.perf_counter() - start) * 1000)
+        read += norm(txt.read_bytes().decode("utf-8", errors="replace")) in [norm(t) for t in found]
+    print(f"{'real photographs':<44}{read:>5} of {total}   median {statistics.median(times):.2f} ms"
+          "   target >= 167 (aim 172)")
+
+
+def frame_to_relay_and_idle(presentations: int = 25) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "door.toml"
+        write_config(config, camera=True)
+        door = Door(config)
+        try:
+            time.sleep(4)  # camera worker up, gate asleep
+            before = {pid: cpu_seconds(pid) for pid in door.pids()}
+            start = time.monotonic()
+            time.sleep(20)
+            elapsed = time.monotonic() - start
+            used = sum(cpu_seconds(pid) - before.get(pid, 0.0) for pid in door.pids())
+            print(f"{'idle CPU, daemon + camera worker':<44}{used / elapsed:>8.2%}"
+                  "   of one core, target <= 2%")
+            latencies: list[float] = []
+            from_first: list[float] = []
+            for i in range(presentations):
+                since = time.monotonic()
+                door.request(op="show", reader="front", text=member_code(f"lat-{i}"))
+                relay_t = None
+                end = time.monotonic() + 5
+                while relay_t is None and time.monotonic() < end:
+                    time.sleep(0.02)
+                    for t, _gpio, role, level in door.request(op="timeline", since=since)["changes"]:
+                        if role == "relay" and level:
+                            relay_t = t
+                            break
+                first_t = door.request(op="camera_info", reader="front")["first_code_frame_t"]
+                decoded_t = _decoded_frame_t(door, i)
+                if relay_t is not None and decoded_t is not None:
+                    latencies.append((relay_t - decoded_t) * 1000)
+                if relay_t is not None and first_t is not None:
+                    from_first.append((relay_t - first_t) * 1000)
+                time.sleep(2.2)  # the presentation ends and the pulse is over
+            print(f"{'frame-to-relay latency under --sim (ms)':<44}p50 {statistics.median(latencies):.1f}"
+                  f"  p99 {percentile(latencies, 99):.1f}  (n={len(latencies)} of {presentations};"
+                  " from the frame that was decoded)")
+            print(f"{'first code frame to relay (ms)':<44}p50 {statistics.median(from_first):.1f}"
+                  f"  p99 {percentile(from_first, 99):.1f}  (includes poses that did not decode)")
+        finally:
+            door.stop()
+
+
+def _decoded_frame_t(door: Door, index: int) -> float | None:
+    """The capture time of the frame the door decided on (the daemon logs it), presentation `index`."""
+    lines = [line for line in door.log_path.read_text().splitlines() if "frame_t=" in line]
+    if len(lines) <= index:
+        return None
+    return float(lines[index].rsplit("frame_t=", 1)[1].rstrip(")"))
+
+
+def main() -> None:
+    pipeline = DecodePipeline()
+    frame_times(pipeline)
+    generated_rate(pipeline)
+    photo_rate(pipeline)
+    frame_to_relay_and_idle()
+
+
+if __name__ == "__main__":
+    main()
