@@ -70,8 +70,10 @@ class Door:
 
     def pids(self) -> list[int]:
         """The daemon and its children (camera workers)."""
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        extra = [int(p) for p in children.read_text().split()] if children.exists() else []
+        extra: list[int] = []
+        # Children are listed under the thread that started them (a reader thread), so look at all.
+        for children in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+            extra += [int(p) for p in children.read_text().split()]
         return [self.proc.pid, *extra]
 
     def stop(self) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import ssl
 import threading
 from collections import deque
@@ -140,7 +141,14 @@ class CloudSync:
         client.on_disconnect = _guarded(self._on_disconnect)
         client.on_message = _guarded(self._on_message)
         client.on_publish = _guarded(self._on_publish)
+        client.on_socket_open = _guarded(self._on_socket_open)
         return client
+
+    @staticmethod
+    def _on_socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # Small messages, sent as they happen: without this, Nagle's algorithm holds a status
+        # update back until the previous packet is acknowledged (tens of ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)

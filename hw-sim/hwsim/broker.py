@@ -37,7 +37,7 @@ class Broker:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {store}/\n"
-            f"max_queued_messages 200000\n{extra_conf}"
+            f"max_queued_messages 200000\nset_tcp_nodelay true\n{extra_conf}"
         )
         self.log = tmp / f"mosquitto-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -67,6 +67,7 @@ class Recorder:
 
     def __init__(self, port: int, topic: str = "#", client_id: str = "test-recorder") -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
+        self.arrived: list[float] = []  # time.time() of each message, for latency figures
         self.cond = threading.Condition()
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
@@ -82,6 +83,7 @@ class Recorder:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self.cond:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self.arrived.append(time.time())
             self.cond.notify_all()
 
     def wait(self, predicate: Any, timeout: float = 15) -> bool:
