@@ -70,7 +70,7 @@ def latency_and_memory(presses: int = 60, commands: int = 40) -> None:
         config = Path(tmp) / "door.toml"
         write_config(config, mqtt_port=broker.port, camera=True, seats=1000)
         cloud = Recorder(broker.port, topic="officepass/#", client_id="bench-latency")
-        door = Door(config)
+        door = Door(config, separate_board=True)
         try:
             door.wait_log("connected to broker")
             time.sleep(3)

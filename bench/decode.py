@@ -85,7 +85,7 @@ def frame_to_relay_and_idle(presentations: int = 25) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "door.toml"
         write_config(config, camera=True)
-        door = Door(config)
+        door = Door(config, separate_board=True)
         try:
             time.sleep(4)  # camera worker up, gate asleep
             before = {pid: cpu_seconds(pid) for pid in door.pids()}

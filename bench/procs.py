@@ -44,8 +44,19 @@ def member_code(member: str, act: str | None = None) -> str:
 class Door:
     """`doorctl run --sim` (hosting its own board) as a subprocess."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, separate_board: bool = False) -> None:
         self.log = (config.parent / "door.log").open("w")
+        self.board_proc: subprocess.Popen[bytes] | None = None
+        if separate_board:
+            # The board (and its frame renderer) in its own process, so the daemon's memory and CPU
+            # are the door's alone, as on a Pi.
+            self.board_proc = subprocess.Popen(
+                [sys.executable, "-m", "controller.cli", "sim", "--config", str(config)],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            end = time.monotonic() + 20
+            while not (config.parent / "sim.sock").exists() and time.monotonic() < end:
+                time.sleep(0.1)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "controller.cli", "run", "--sim", "--config", str(config)],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ},
@@ -80,6 +91,9 @@ class Door:
         self.board.close()
         self.proc.terminate()
         self.proc.wait(15)
+        if self.board_proc is not None:
+            self.board_proc.terminate()
+            self.board_proc.wait(15)
         self.log.close()
 
 
