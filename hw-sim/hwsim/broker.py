@@ -5,6 +5,7 @@ Never the machine's shared broker on 1883."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -37,7 +38,9 @@ class Broker:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {store}/\n"
-            f"max_queued_messages 200000\nset_tcp_nodelay true\n{extra_conf}"
+            f"max_queued_messages 200000\nset_tcp_nodelay true\n"
+            # As root, mosquitto would switch to its own user and lose access to our temp files.
+            f"{'user root' if os.geteuid() == 0 else ''}\n{extra_conf}"
         )
         self.log = tmp / f"mosquitto-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
