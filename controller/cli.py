@@ -252,6 +252,53 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Ask the running daemon over its local socket and print what a technician needs."""
+    import json
+
+    from controller.status_socket import query, status_socket_path
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    path = status_socket_path(config.storage.path)  # type: ignore[attr-defined]
+    try:
+        status = query(path)
+    except (OSError, ValueError) as exc:
+        print(f"doorctl status: the daemon does not answer on {path}: {exc}\n"
+              "  is it running?  systemctl status doorctl; journalctl -u doorctl -n 50", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if "error" in status:
+        print(f"doorctl status: {status['error']}", file=sys.stderr)
+        return EXIT_FAILED
+    seats = status["seats"]
+    print(f"door      {status['store']}/{status['door_name']}  ({status['platform']})")
+    print(f"lock      {status['lock']}     door {status['door']}")
+    print(f"alarms    {', '.join(status['alarms']) or '-'}")
+    print(f"seats     {seats['symbol']}  {seats['occupied']}/{seats['capacity']} occupied")
+    print(f"readers   {', '.join(f'{k}: {v}' for k, v in status['readers'].items()) or '-'}")
+    print(f"cloud     {status['cloud'] or 'not configured'}   backlog {status['backlog']} events")
+    print(f"clock     {'synchronized' if status['clock_synced'] else 'NOT synchronized'}")
+    print("sessions")
+    for s in status["sessions"] or []:
+        print(f"  {s['member']:<20} {s['state']:<13} in {s['checked_in_at']}  deadline {s['deadline']}"
+              f"{'  OVERDUE' if s['overdue'] else ''}")
+    print("recent events")
+    for e in status["recent_events"]:
+        print(f"  #{e['seq']:<6} {e['ts']}  {e['type']:<17} {e['member'] or '-':<12} {e['source']}"
+              f"{'  ' + e['reason'] if e['reason'] else ''}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from controller.doctor import run_doctor
+
+    return run_doctor(args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="doorctl", description="Door controller for shared-office stores")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line: image, text, ms")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("doctor", help="check config, keys, clock, broker, readers, GPIO, disk, power")
+    with_config(p)
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("status", help="ask the running daemon how the door is")
+    with_config(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("check-config", help="check a configuration file")
     with_config(p)

@@ -18,6 +18,7 @@ from controller.journal import Journal, JournalError
 from controller.lock import LockController
 from controller.reactor import Reactor
 from controller.sdnotify import Notifier
+from controller.status_socket import StatusServer, status_socket_path
 from drivers.gpio import DoorPins
 from drivers.platform import Platform
 from drivers.readers import CodeReader
@@ -74,6 +75,27 @@ class DoorDaemon:
             "alarms": sorted(self.lock.alarms),
             "readers": dict(self.reader_health),
             "clock_synced": self.core.clock.synced(),
+        }
+
+    def snapshot(self) -> dict[str, object]:
+        """Everything `doorctl status` shows (reactor thread)."""
+        from controller.journal import rfc3339
+
+        return {
+            "store": self.config.door.store,
+            "door_name": self.config.door.name,
+            **self.status_fields(),
+            "seats": self.core.seats(),
+            "sessions": [
+                {"member": s.member, "state": s.state, "checked_in_at": rfc3339(s.checked_in_at),
+                 "deadline": rfc3339(s.deadline), "overdue": s.overdue}
+                for s in self.core.state.sessions.values()
+            ],
+            "backlog": self.journal.backlog(),
+            "cloud": None if self.cloud is None else ("connected" if self.cloud.connected else "offline"),
+            "platform": self.platform.name,
+            "recent_events": [e.payload(self.config.door.store, self.config.door.name)
+                              for e in self.journal.recent_events(15)],
         }
 
     def _ping_watchdog(self) -> None:
@@ -158,6 +180,9 @@ class DoorDaemon:
         self.reactor.every(PRUNE_SECONDS, self._prune)
         self.reactor.post(self._prune)
         self.reactor.post(self.lock.start)
+        status_path = status_socket_path(self.config.storage.path)
+        status_server = StatusServer(status_path, self.reactor, self.snapshot)
+        status_server.start()
         self._start_readers()
         if self.cloud is not None:
             self.cloud.start()
@@ -168,6 +193,7 @@ class DoorDaemon:
             self.reactor.run()
         finally:
             self.guard.force_off()
+            status_server.close()
             if self.cloud is not None:
                 self.cloud.stop()
             for reader in self.readers:

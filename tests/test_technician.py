@@ -1,0 +1,71 @@
+"""The technician's kit: `doorctl status` over the daemon's socket, `doorctl doctor`."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+from pathlib import Path
+
+from hwsim.broker import Broker
+from tests.helpers import code, config_doc, toml_text
+from tests.procs import BoardProcess, DoorProcess, doorctl
+from tests.rig import wait_for
+
+
+def _config(tmp: Path, **extra: object) -> Path:
+    doc = config_doc(reader=[{"name": "inside", "type": "serial", "side": "exit", "port": "/dev/ttyACM0"}],
+                     **extra)
+    doc["lock"] = {"relay_pin": "GPIO17", "door_sensor_pin": "GPIO27", "exit_button_pin": "GPIO22"}
+    doc["storage"] = {"path": str(tmp / "doorctl.db")}
+    path = tmp / "door.toml"
+    path.write_text(toml_text(doc))
+    return path
+
+
+def test_status_reports_the_running_door(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    board = BoardProcess(config, tmp_path / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    try:
+        sock = tmp_path / "status.sock"
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o660, "owner and group only"
+        board.request(op="show", reader="inside", text=code("m-1", iat=int(time.time())))
+        board.press()
+        assert wait_for(lambda: "unlock" in doorctl("status", "--config", str(config)).stdout, 10)
+        res = doorctl("status", "--config", str(config), "--json")
+        status = json.loads(res.stdout)
+        assert status["lock"] in ("locked", "unlocked") and status["door"] == "closed"
+        assert status["readers"] == {"inside": "ok"} and status["cloud"] is None
+        assert status["seats"]["capacity"] == 2 and status["backlog"] >= 2
+        assert [e["type"] for e in status["recent_events"]][:2] == ["denied", "unlock"]
+        text = doorctl("status", "--config", str(config)).stdout
+        for needle in ("door      shinjuku-3/main", "seats     ○", "not configured", "recent events"):
+            assert needle in text
+    finally:
+        door.stop()
+        board.close()
+    res = doorctl("status", "--config", str(config))
+    assert res.returncode == 1 and "does not answer" in res.stderr
+
+
+def test_doctor(tmp_path: Path) -> None:
+    broker = Broker(tmp_path)
+    try:
+        config = _config(tmp_path, mqtt={"host": "127.0.0.1", "port": broker.port, "tls": False})
+        res = doorctl("doctor", "--config", str(config))
+        lines = res.stdout.splitlines()
+        assert any(line.startswith("ok    config") for line in lines)
+        assert any(line.startswith("ok    broker 127.0.0.1") for line in lines)
+        assert any("serial port /dev/ttyACM0 missing" in line and line.startswith("fail") for line in lines)
+        assert any(line.startswith("ok") and "MB free" in line for line in lines)
+        assert res.returncode == 1, "a missing reader is a failure"
+        assert "fix: plug the scanner in" in res.stdout
+    finally:
+        broker.stop()
+    res = doorctl("doctor", "--config", str(config))
+    assert any(line.startswith("fail  broker") for line in res.stdout.splitlines())
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[door]\n")
+    res = doorctl("doctor", "--config", str(bad))
+    assert res.returncode == 1 and "door.store: required key is missing" in res.stdout
