@@ -194,58 +194,53 @@ def sim_camera(tmp_path: Path) -> Iterator[tuple[SimCamera, str]]:
     server.close()
 
 
-def test_camera_reader_reads_a_shown_code(sim_camera: tuple[SimCamera, str]) -> None:
+@pytest.fixture
+def camera_reader(sim_camera: tuple[SimCamera, str]) -> Iterator[tuple[SimCamera, CameraReader, Collector]]:
+    """A CameraReader on the simulated camera, up and healthy."""
     camera, source = sim_camera
     got = Collector()
     reader = CameraReader("front", "entry", source)
     reader.start(got.deliver, got.on_health)
     try:
         assert wait_for(lambda: got.healthy() is True, 10)
-        text = code("m-1")
-        camera.show(text)
-        assert wait_for(lambda: text in got.codes, 5)
-        time.sleep(1.0)
-        assert got.codes.count(text) == 1, "one presentation, one code"
+        yield camera, reader, got
     finally:
         reader.stop()
 
 
-def test_a_crashed_or_hung_decoder_is_restarted(sim_camera: tuple[SimCamera, str]) -> None:
-    camera, source = sim_camera
-    got = Collector()
-    reader = CameraReader("front", "entry", source)
-    reader.start(got.deliver, got.on_health)
-    try:
-        assert wait_for(lambda: got.healthy() is True, 10)
-        first = reader.worker_pid
-        assert first is not None
-        os.kill(first, signal.SIGKILL)  # the decoder crashes on a hostile image
-        assert wait_for(lambda: got.healthy() is False, 5)
-        assert wait_for(lambda: got.healthy() is True and reader.worker_pid != first, 10)
-        second = reader.worker_pid
-        assert second is not None
-        os.kill(second, signal.SIGSTOP)  # the decoder hangs
-        assert wait_for(lambda: reader.worker_pid != second and got.healthy() is True, 15)
-        text = code("m-2")
-        camera.show(text)
-        assert wait_for(lambda: text in got.codes, 5), "the restarted worker reads codes again"
-    finally:
-        reader.stop()
+def test_camera_reader_reads_a_shown_code(camera_reader: tuple[SimCamera, CameraReader, Collector]) -> None:
+    camera, _reader, got = camera_reader
+    text = code("m-1")
+    camera.show(text)
+    assert wait_for(lambda: text in got.codes, 5)
+    time.sleep(1.0)
+    assert got.codes.count(text) == 1, "one presentation, one code"
 
 
-def test_unplugged_camera_is_a_fault(sim_camera: tuple[SimCamera, str]) -> None:
-    camera, source = sim_camera
-    got = Collector()
-    reader = CameraReader("front", "entry", source)
-    reader.start(got.deliver, got.on_health)
-    try:
-        assert wait_for(lambda: got.healthy() is True, 10)
-        camera.plugged = False
-        assert wait_for(lambda: got.healthy() is False, 5)
-        camera.plugged = True
-        assert wait_for(lambda: got.healthy() is True, 15)
-    finally:
-        reader.stop()
+def test_a_crashed_or_hung_decoder_is_restarted(
+    camera_reader: tuple[SimCamera, CameraReader, Collector],
+) -> None:
+    camera, reader, got = camera_reader
+    first = reader.worker_pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)  # the decoder crashes on a hostile image
+    assert wait_for(lambda: got.healthy() is False, 5)
+    assert wait_for(lambda: got.healthy() is True and reader.worker_pid != first, 10)
+    second = reader.worker_pid
+    assert second is not None
+    os.kill(second, signal.SIGSTOP)  # the decoder hangs
+    assert wait_for(lambda: reader.worker_pid != second and got.healthy() is True, 15)
+    text = code("m-2")
+    camera.show(text)
+    assert wait_for(lambda: text in got.codes, 5), "the restarted worker reads codes again"
+
+
+def test_unplugged_camera_is_a_fault(camera_reader: tuple[SimCamera, CameraReader, Collector]) -> None:
+    camera, _reader, got = camera_reader
+    camera.plugged = False
+    assert wait_for(lambda: got.healthy() is False, 5)
+    camera.plugged = True
+    assert wait_for(lambda: got.healthy() is True, 15)
 
 
 def test_video_file_plays_once_then_idles(tmp_path: Path) -> None:
