@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.procs import percentile
 from controller.codes import CodeVerifier, mint_code
 from controller.config import parse_config
 from controller.core import DoorCore
@@ -29,11 +30,6 @@ def _codes(n: int, now: int, act: str | None = None) -> list[str]:
                   cti=secrets.token_bytes(16), act=act)
         for i in range(n)
     ]
-
-
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def bench_verify(n: int = 10_000, rounds: int = 3) -> list[float]:

@@ -283,10 +283,9 @@ class CloudSync:
             for _ in range(min(room, len(self._queue))):
                 event = self._queue.popleft()
                 body = json.dumps(event.payload(store, door), ensure_ascii=False)
+                # If the broker went away mid-drain, paho holds this message and resends it on
+                # reconnect; it stays in _inflight until its PUBACK comes.
                 info = self.client.publish(self.topics.events, body, qos=1)
-                if info.rc == mqtt.MQTT_ERR_NO_CONN:
-                    # Went away mid-drain; paho holds this one and resends it on reconnect.
-                    pass
                 with self._lock:
                     if info.mid in self._early_acks:
                         self._early_acks.discard(info.mid)
@@ -301,9 +300,6 @@ class CloudSync:
         if acked:
             self.core.journal.mark_delivered(acked, at=self.core.clock.now())
         self.drain()
-
-    def backlog(self) -> int:
-        return self.core.journal.backlog()
 
     # --- incoming ------------------------------------------------------------------------
 

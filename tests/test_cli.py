@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import zxingcpp
 
-from tests.helpers import PRIVATE, ROOT, VECTORS, config_doc, toml_text
-
-
-def doorctl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "controller.cli", *args], input=stdin,
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+from tests.helpers import PRIVATE, VECTORS, config_doc, toml_text
+from tests.procs import doorctl
 
 
 def _vector_config(tmp_path: Path) -> tuple[Path, dict]:
@@ -51,7 +45,7 @@ def test_verify_code_reads_standard_input(tmp_path: Path) -> None:
     cfg, vec = _vector_config(tmp_path)
     first, expired = vec["cases"][0], next(c for c in vec["cases"] if c["verdict"] == "expired")
     res = doorctl("verify-code", "--config", str(cfg), "--at", str(first["now"]),
-                  stdin=f"{first['code']}\r\n\n{expired['code']}\n")
+                  input=f"{first['code']}\r\n\n{expired['code']}\n")
     assert res.returncode == 0
     assert res.stdout.splitlines() == [f"ok {first['member']}", "denied expired"]
 

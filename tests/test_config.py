@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from controller.config import ConfigError, load_config, parse_config
 from tests.helpers import ROOT, config_doc, toml_text
+from tests.procs import doorctl
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.toml")), ids=lambda p: p.name)
@@ -128,26 +127,21 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
         load_config(binary)
 
 
-def _doorctl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "controller.cli", *args], input=stdin,
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
-
-
 def test_check_config_cli(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text(toml_text(config_doc()))
-    ok = _doorctl("check-config", "--config", str(good))
+    ok = doorctl("check-config", "--config", str(good))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text(toml_text(config_doc(door={"store": "s", "seats": -1}, mqtt={"host": "h",
                                                                                 "ca_file": "/nope.pem"})))
-    res = _doorctl("check-config", "--config", str(bad))
+    res = doorctl("check-config", "--config", str(bad))
     assert res.returncode == 2
     assert "door.name: required key is missing" in res.stdout
     assert "door.seats: must be at least 0" in res.stdout
     missing_file = tmp_path / "files.toml"
     missing_file.write_text(toml_text(config_doc(mqtt={"host": "h", "ca_file": str(tmp_path / "ca.pem")})))
-    res = _doorctl("check-config", "--config", str(missing_file))
+    res = doorctl("check-config", "--config", str(missing_file))
     assert res.returncode == 2 and "mqtt.ca_file: file" in res.stdout
 
 
@@ -156,7 +150,7 @@ def test_run_refuses_a_broken_config_before_touching_anything(tmp_path: Path) ->
     doc = config_doc(lock={"relay_pin": "GPIO17", "max_unlock_seconds": "long"})
     doc["storage"] = {"path": str(tmp_path / "state" / "doorctl.db")}
     bad.write_text(toml_text(doc))
-    res = _doorctl("run", "--sim", "--config", str(bad))
+    res = doorctl("run", "--sim", "--config", str(bad))
     assert res.returncode == 2
     assert "lock.max_unlock_seconds: must be a number" in res.stderr
     assert not (tmp_path / "state").exists(), "the journal must not be created for a broken config"

@@ -12,17 +12,9 @@ from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from hwsim.board import SimBoard, Wiring
 from hwsim.pins import SimFactory
 from hwsim.server import BoardClient, BoardServer, LocalLink, RemoteLink, board_answers
+from tests.rig import wait_for
 
 WIRING = Wiring(relay=17, door_sensor=27, exit_button=22, fire_alarm=23, lock_sensor=24)
-
-
-def wait_for(predicate, timeout: float = 2.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return bool(predicate())
 
 
 def test_bolt_follows_relay_unless_jammed() -> None:
