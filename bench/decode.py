@@ -8,6 +8,7 @@ idle CPU <= 2% of one core (640x480, 15 fps, nobody at the door).
 from __future__ import annotations
 
 import random
+import re
 import statistics
 import tempfile
 import time
@@ -81,7 +82,7 @@ def photo_rate(pipeline: DecodePipeline) -> None:
           "   target >= 167 (aim 172)")
 
 
-def frame_to_relay_and_idle(presentations: int = 25) -> None:
+def frame_to_relay_and_idle(presentations: int = 50) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "door.toml"
         write_config(config, camera=True)
@@ -95,7 +96,9 @@ def frame_to_relay_and_idle(presentations: int = 25) -> None:
             used = sum(cpu_seconds(pid) - before.get(pid, 0.0) for pid in door.pids())
             print(f"{'idle CPU, daemon + camera worker':<44}{used / elapsed:>8.2%}"
                   "   of one core, target <= 2%")
-            latencies: list[float] = []
+            latencies: list[float] = []  # relay pin change - capture time of the decoded frame
+            over: list[float] = []  # latency - (1.2 x that frame's decode time + 10 ms): <= 0 meets it
+            decode_ms: list[float] = []
             from_first: list[float] = []
             for i in range(presentations):
                 since = time.monotonic()
@@ -109,27 +112,37 @@ def frame_to_relay_and_idle(presentations: int = 25) -> None:
                             relay_t = t
                             break
                 first_t = door.request(op="camera_info", reader="front")["first_code_frame_t"]
-                decoded_t = _decoded_frame_t(door, i)
-                if relay_t is not None and decoded_t is not None:
-                    latencies.append((relay_t - decoded_t) * 1000)
+                time.sleep(0.2)  # the camera's log line follows the delivery
+                decoded = _decoded_frame(door, i)
+                if relay_t is not None and decoded is not None:
+                    frame_t, ms = decoded
+                    latencies.append((relay_t - frame_t) * 1000)
+                    decode_ms.append(ms)
+                    over.append(latencies[-1] - (1.2 * ms + 10))
                 if relay_t is not None and first_t is not None:
                     from_first.append((relay_t - first_t) * 1000)
-                time.sleep(2.2)  # the presentation ends and the pulse is over
+                time.sleep(2.0)  # the presentation ends and the pulse is over
             print(f"{'frame-to-relay latency under --sim (ms)':<44}p50 {statistics.median(latencies):.1f}"
                   f"  p99 {percentile(latencies, 99):.1f}  (n={len(latencies)} of {presentations};"
                   " from the frame that was decoded)")
+            print(f"{'  decode time of those frames (ms)':<44}p50 {statistics.median(decode_ms):.1f}"
+                  f"  p99 {percentile(decode_ms, 99):.1f}")
+            print(f"{'  latency - (1.2 x decode + 10 ms)':<44}p50 {statistics.median(over):.1f}"
+                  f"  p99 {percentile(over, 99):.1f}   target p99 <= 0")
             print(f"{'first code frame to relay (ms)':<44}p50 {statistics.median(from_first):.1f}"
                   f"  p99 {percentile(from_first, 99):.1f}  (includes poses that did not decode)")
         finally:
             door.stop()
 
 
-def _decoded_frame_t(door: Door, index: int) -> float | None:
-    """The capture time of the frame the door decided on (the daemon logs it), presentation `index`."""
-    lines = [line for line in door.log_path.read_text().splitlines() if "frame_t=" in line]
+def _decoded_frame(door: Door, index: int) -> tuple[float, float] | None:
+    """Presentation `index`: the capture time of the frame the door decided on and how long that
+    frame took to decode (the camera reader logs both)."""
+    lines = [line for line in door.log_path.read_text().splitlines() if "decoded in" in line]
     if len(lines) <= index:
         return None
-    return float(lines[index].rsplit("frame_t=", 1)[1].rstrip(")"))
+    match = re.search(r"frame_t=([\d.]+), decoded in ([\d.]+) ms", lines[index])
+    return (float(match.group(1)), float(match.group(2))) if match else None
 
 
 def main() -> None:

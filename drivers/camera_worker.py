@@ -5,7 +5,9 @@ drives the relay: if a hostile image crashes or hangs a decoder, the daemon's
 CameraReader kills this process and starts another, and the door keeps working.
 
 Protocol: one JSON object per line on stdout.
-  {"code": TEXT, "t": FRAME_MONOTONIC}   a code seen (once per presentation)
+  {"code": TEXT, "t": FRAME_MONOTONIC, "decode_ms": MS, "step": NAME}
+                                         a code seen (once per presentation), how long that
+                                         frame took to decode and which step read it
   {"health": true|false, "detail": STR}  the source opened / failed
   {"alive": T}                           a heartbeat, at least once a second
 """
@@ -196,7 +198,7 @@ def run(source: str) -> int:
             if first is not None and now - first <= SAME_PRESENTATION_SECONDS:
                 continue
             seen[text] = now
-            emit(code=text, t=t, decode_ms=round(decode_ms, 3))
+            emit(code=text, t=t, decode_ms=round(decode_ms, 3), step=pipeline.last_step)
         if len(seen) > 64:
             seen = {k: v for k, v in seen.items() if now - v <= SAME_PRESENTATION_SECONDS}
 
