@@ -144,6 +144,20 @@ def _nonempty(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
+def _camera_source(v: str | int) -> str | None:
+    from drivers.picamera import parse_source
+
+    if isinstance(v, int):
+        return None if v >= 0 else "a device index is 0 or more"
+    if not v.strip():
+        return "must not be empty"
+    try:
+        parse_source(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 _STR, _INT, _BOOL, _NUM = (str,), (int,), (bool,), (int, float)
 _PIN = Field(_STR, check=_regex(_PIN_RE, "a gpiozero pin name such as GPIO17"))
 _ID = _regex(_ID_RE, "1-64 characters of A-Za-z0-9._-")
@@ -172,7 +186,7 @@ READER_COMMON = {
     "side": Field(_STR, required=True, check=_one_of("entry", "exit")),
 }
 READER_BY_TYPE = {
-    "camera": {"source": Field((str, int), required=True)},
+    "camera": {"source": Field((str, int), required=True, check=_camera_source)},
     "serial": {
         "port": Field(_STR, required=True, check=_nonempty),
         "baudrate": Field(_INT, default=9600, check=_one_of(*_BAUDRATES)),

@@ -10,9 +10,13 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.clock import kernel_clock_synced
 from controller.config import Config, ConfigError, load_config, referenced_file_problems
+
+if TYPE_CHECKING:
+    from drivers.picamera import PicameraSource
 
 
 @dataclass
@@ -90,6 +94,11 @@ def check_readers(config: Config) -> list[Finding]:
 def _camera(name: str, source: str | int | None) -> Finding:
     import cv2
 
+    from drivers import picamera
+
+    pi_camera = picamera.parse_source(source) if isinstance(source, str) else None
+    if pi_camera is not None:
+        return _pi_camera(name, pi_camera)
     capture = cv2.VideoCapture(source)  # type: ignore[arg-type]
     try:
         ok, frame = capture.read() if capture.isOpened() else (False, None)
@@ -100,6 +109,22 @@ def _camera(name: str, source: str | int | None) -> Finding:
         return Finding("ok", f"reader {name}: camera {source} delivers {size} frames")
     return Finding("fail", f"reader {name}: camera {source} gives no frames",
                    "check the cable and /dev/v4l/by-id/..., and that the user is in 'video'")
+
+
+def _pi_camera(name: str, source: PicameraSource) -> Finding:
+    from drivers import picamera
+
+    try:
+        from picamera2 import Picamera2
+    except ImportError:
+        return Finding("fail", f"reader {name}: picamera2 is not installed", picamera.INSTALL_HINT)
+    cameras = Picamera2.global_camera_info()
+    if source.camera >= len(cameras):
+        return Finding("fail", f"reader {name}: no Pi camera {source.camera} ({len(cameras)} found)",
+                       "check the ribbon cable and `rpicam-hello --list-cameras`")
+    model = cameras[source.camera].get("Model", "?")
+    return Finding("ok", f"reader {name}: Pi camera {source.camera} ({model}) at "
+                         f"{source.size[0]}x{source.size[1]}")
 
 
 def check_gpio() -> Finding:

@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from drivers import picamera
 from drivers.decode import DecodePipeline, to_grey
 
 # Change gating: a frame whose 80x60 thumbnail differs from the last one by more than this
@@ -37,6 +38,9 @@ AWAKE_SECONDS = 2.0
 IDLE_FULL_DECODE_SECONDS = 3.0
 SAME_PRESENTATION_SECONDS = 5.0
 HEARTBEAT_SECONDS = 0.5
+# A live camera that sends nothing for this long has stalled (a driver that blocks instead of
+# failing): report it and exit, so the reader restarts us and the door hears of it.
+FRAME_STALL_SECONDS = 4.0
 
 
 def emit(**message: Any) -> None:
@@ -125,6 +129,12 @@ def opencv_frames(source: str | int) -> Iterator[tuple[float, np.ndarray]]:
 def frames_for(source: str) -> Iterator[tuple[float, np.ndarray]]:
     if source.startswith("hwsim://"):
         return sim_frames(source)
+    try:
+        pi_camera = picamera.parse_source(source)
+    except ValueError as exc:
+        raise OSError(f"camera source {source!r}: {exc}") from exc
+    if pi_camera is not None:
+        return picamera.frames(pi_camera)
     return opencv_frames(int(source) if source.isdigit() else source)
 
 
@@ -170,6 +180,7 @@ def run(source: str) -> int:
     seen: dict[str, float] = {}
     healthy = False
     last_beat = 0.0
+    last_frame = time.monotonic()
     while True:
         now = time.monotonic()
         if now - last_beat >= HEARTBEAT_SECONDS:
@@ -182,7 +193,11 @@ def run(source: str) -> int:
                     return 1
                 # A video file that has played out: stay alive and idle.
                 time.sleep(HEARTBEAT_SECONDS)
+            elif time.monotonic() - last_frame > FRAME_STALL_SECONDS:
+                emit(health=False, detail=f"no frames for {FRAME_STALL_SECONDS:.0f} s")
+                return 1
             continue
+        last_frame = time.monotonic()
         if not healthy:
             emit(health=True, detail="frames arriving")
             healthy = True

@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 
 from drivers.camera import CameraReader
-from drivers.camera_worker import AWAKE_SECONDS, GATE_SIZE, IDLE_FULL_DECODE_SECONDS, Gate
+from drivers.camera_worker import (
+    AWAKE_SECONDS,
+    FRAME_STALL_SECONDS,
+    GATE_SIZE,
+    IDLE_FULL_DECODE_SECONDS,
+    Gate,
+)
 from drivers.decode import DecodePipeline, motion_kernel, smear_direction
 from drivers.readers import LineSplitter
 from drivers.serial_reader import SerialReader
@@ -25,7 +31,7 @@ from hwsim.camera import SimCamera
 from hwsim.render import phone_frame, qr_image
 from hwsim.serial_port import SimSerialPort
 from hwsim.server import BoardServer
-from tests.helpers import SHARED, code
+from tests.helpers import SHARED, STAND_INS, code
 from tests.procs import doorctl
 from tests.rig import wait_for
 
@@ -33,12 +39,14 @@ from tests.rig import wait_for
 class Collector:
     def __init__(self) -> None:
         self.codes: list[str] = []
+        self.seen: list[tuple[float, float]] = []  # (frame time, when it was delivered)
         self.health: list[tuple[bool, str]] = []
         self.lock = threading.Lock()
 
     def deliver(self, text: str, seen: float) -> None:
         with self.lock:
             self.codes.append(text)
+            self.seen.append((seen, time.monotonic()))
 
     def on_health(self, ok: bool, detail: str) -> None:
         with self.lock:
@@ -301,5 +309,83 @@ def test_video_file_plays_once_then_idles(tmp_path: Path) -> None:
         time.sleep(2.0)
         assert got.healthy() is True, "a played-out file is idle, not a fault"
         assert got.codes == [text]
+    finally:
+        reader.stop()
+
+
+def test_a_stalled_camera_is_a_fault_and_recovers(
+    camera_reader: tuple[SimCamera, CameraReader, Collector],
+) -> None:
+    """A driver that blocks instead of failing: the device stays open and no frame comes."""
+    camera, reader, got = camera_reader
+    first = reader.worker_pid
+    camera.frozen = True
+    assert wait_for(lambda: got.healthy() is False, FRAME_STALL_SECONDS + 3)
+    assert got.health[-1][1] == f"no frames for {FRAME_STALL_SECONDS:.0f} s"
+    camera.frozen = False
+    assert wait_for(lambda: got.healthy() is True and reader.worker_pid != first, 15)
+    text = code("m-thawed")
+    camera.show(text)
+    assert wait_for(lambda: text in got.codes, 5)
+
+
+# --- Pi camera (Picamera2) -----------------------------------------------------------------------
+# No Pi camera or libcamera here: tests/stand_ins/picamera2 keeps the library's surface and frame
+# layout, so drivers/picamera.py runs as it does on a Pi, up to the library itself.
+
+
+@pytest.fixture
+def pi_camera_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setenv("PYTHONPATH", str(STAND_INS))
+    return monkeypatch
+
+
+def _start(source: str) -> tuple[CameraReader, Collector]:
+    got = Collector()
+    reader = CameraReader("csi", "entry", source)
+    reader.start(got.deliver, got.on_health)
+    return reader, got
+
+
+def test_pi_camera_reads_a_code_with_the_sensor_timestamp(pi_camera_env: pytest.MonkeyPatch) -> None:
+    text = code("m-csi")
+    pi_camera_env.setenv("STAND_IN_PICAMERA_TEXT", text)
+    reader, got = _start("picamera2:0@1280x720")
+    try:
+        assert wait_for(lambda: text in got.codes, 10)
+        assert got.healthy() is True
+        frame_t, delivered = got.seen[0]
+        # The stand-in stamps exposure 4 ms before the frame is handed over.
+        assert 0.004 <= delivered - frame_t < 0.5
+        time.sleep(1.0)
+        assert got.codes == [text], "one presentation, one code"
+    finally:
+        reader.stop()
+
+
+def test_pi_camera_failures_are_reader_faults(pi_camera_env: pytest.MonkeyPatch) -> None:
+    reader, got = _start("picamera2:1")  # one camera attached: there is no camera 1
+    try:
+        assert wait_for(lambda: got.healthy() is False, 10)
+        assert got.health[-1][1].startswith("Pi camera 1 cannot be opened")
+    finally:
+        reader.stop()
+    pi_camera_env.setenv("STAND_IN_PICAMERA_FAIL_AFTER", "5")  # libcamera times out mid-stream
+    reader, got = _start("picamera2")
+    try:
+        failure = (False, "Pi camera 0 failed: Camera frontend has timed out!")
+        assert wait_for(lambda: failure in got.health, 10), got.health
+        assert got.health[0] == (True, "frames arriving")
+        after = got.health.index(failure)
+        assert wait_for(lambda: any(ok for ok, _ in got.health[after:]), 10), "restarted, delivering again"
+    finally:
+        reader.stop()
+
+
+def test_pi_camera_without_picamera2_says_how_to_install() -> None:
+    reader, got = _start("picamera2")
+    try:
+        assert wait_for(lambda: got.healthy() is False, 10)
+        assert "picamera2 is not installed (sudo apt install python3-picamera2" in got.health[-1][1]
     finally:
         reader.stop()

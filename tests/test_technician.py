@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import time
 from pathlib import Path
 
 from hwsim.broker import Broker
-from tests.helpers import code, config_doc, toml_text
+from tests.helpers import STAND_INS, code, config_doc, toml_text
 from tests.procs import BoardProcess, DoorProcess, doorctl
 from tests.rig import wait_for
 
@@ -69,3 +70,18 @@ def test_doctor(tmp_path: Path) -> None:
     bad.write_text("[door]\n")
     res = doorctl("doctor", "--config", str(bad))
     assert res.returncode == 1 and "door.store: required key is missing" in res.stdout
+
+
+def test_doctor_checks_a_pi_camera(tmp_path: Path) -> None:
+    doc = config_doc(reader=[{"name": "csi", "type": "camera", "side": "entry", "source": "picamera2:0"}])
+    doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
+    config = tmp_path / "door.toml"
+    config.write_text(toml_text(doc))
+    lines = doorctl("doctor", "--config", str(config)).stdout.splitlines()
+    assert any(line.startswith("fail  reader csi: picamera2 is not installed") for line in lines)
+    stand_in = {**os.environ, "PYTHONPATH": str(STAND_INS)}
+    lines = doorctl("doctor", "--config", str(config), env=stand_in).stdout.splitlines()
+    assert any(line.startswith("ok    reader csi: Pi camera 0 (stand-in) at 640x480") for line in lines)
+    lines = doorctl("doctor", "--config", str(config),
+                    env={**stand_in, "STAND_IN_PICAMERA_CAMERAS": "0"}).stdout.splitlines()
+    assert any(line.startswith("fail  reader csi: no Pi camera 0 (0 found)") for line in lines)

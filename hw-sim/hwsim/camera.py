@@ -31,6 +31,7 @@ class SimCamera:
         self.size = size
         self.fps = fps
         self.plugged = True
+        self.frozen = False  # plugged in but sending nothing (a stalled driver)
         self._rng = random.Random(seed)
         self._scene = background(size[0], size[1], self._rng)
         noise_rng = np.random.default_rng(seed)
@@ -79,6 +80,10 @@ class SimCamera:
         next_due = time.monotonic()
         index = 0
         while self.plugged:
+            if self.frozen:
+                time.sleep(period)  # a stalled driver: the device stays open, no frame comes
+                next_due = time.monotonic()
+                continue
             t, img = self.frame(index)
             header = {"t": t, "w": img.shape[1], "h": img.shape[0], "n": img.size}
             try:
