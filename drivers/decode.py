@@ -5,7 +5,9 @@
 2. When that fails: find the textured region a code makes (a cheap gradient-density map on a
    quarter-size frame) and retry there: Wiener-deconvolved along the measured direction of the
    hand's motion smear, then against focus blur, then median-filtered, each upscaled 2x; then
-   the full frame inverted (a screen in dark mode), the GlobalHistogram binarizer on the full
+   a symbol zxing-cpp found but could not read, sampled again on a grid that follows its bend
+   (drivers/regrid.py: codes on cloth or curved paper); then the full frame inverted (a
+   screen in dark mode), the GlobalHistogram binarizer on the full
    frame, plain and smoothed (real photographs with uneven light, a code printed over a
    picture), and pyzbar on the region (a second, independent decoder; still images only, as
    it never read a frame the others missed and costs 5-10x more).
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import zxingcpp
+
+from drivers.regrid import regrid_read
 
 Frame = np.ndarray
 
@@ -170,6 +174,7 @@ FALLBACKS: list[Fallback] = [
     Fallback("region-deblur-up2", _on_region(lambda r: _zxing(_up(_deblur(r), 2))), needs_region=True),
     Fallback("region-up2-median", _on_region(lambda r: _zxing(cv2.medianBlur(_up(r, 2), 3))),
              needs_region=True),
+    Fallback("regrid", lambda grey, _region: regrid_read(grey)),
     Fallback("inverted", lambda grey, _region: _zxing(cv2.bitwise_not(grey))),
     Fallback("zxing-global", lambda grey, _region: _zxing(grey, zxingcpp.Binarizer.GlobalHistogram)),
     # A code printed over a picture: smoothing first keeps the picture's texture out of the threshold.
