@@ -151,6 +151,21 @@ def test_each_fallback_earns_its_place() -> None:
     assert steps.count(None) <= 10, steps  # 95%: the 1280x720 half reads nearly all
 
 
+def test_a_video_frame_gets_the_deconvolution_its_blur_calls_for() -> None:
+    """One frame each, as the camera decodes: the fast path, the measured deconvolution, one more."""
+    rng = random.Random(99)
+    pipeline = DecodePipeline()
+    steps: list[str | None] = []
+    for i in range(120):
+        text = code(f"v-{i}", cti=i.to_bytes(16, "big"))
+        found = pipeline.decode_video(phone_frame(text, rng, (640, 480)))
+        steps.append(pipeline.last_step if text in found else None)
+    assert steps.count(None) <= 6, steps  # 95% of single 640x480 frames
+    assert steps.count("region-unsmear-up2") + steps.count("region-deblur-up2") >= 5, steps
+    for _ in range(40):
+        assert pipeline.decode_video(phone_frame(None, rng, (640, 480))) == [], "a code where there is none"
+
+
 def test_a_dark_mode_screen_decodes() -> None:
     text = code("m-dark")
     frame = 255 - phone_frame(text, random.Random(5), (640, 480), max_tilt_deg=10)
@@ -287,6 +302,12 @@ def test_camera_reader_reads_a_shown_code(camera_reader: tuple[SimCamera, Camera
     assert wait_for(lambda: text in got.codes, 5)
     time.sleep(1.0)
     assert got.codes.count(text) == 1, "one presentation, one code"
+    # The member's app shows a fresh code: a new presentation at once, even within 5 s.
+    fresh = code("m-1")
+    camera.show(fresh)
+    assert wait_for(lambda: fresh in got.codes, 5)
+    time.sleep(1.0)
+    assert got.codes == [text, fresh]
 
 
 def test_a_crashed_or_hung_decoder_is_restarted(
