@@ -7,10 +7,10 @@
    hand's motion smear, then against focus blur, then median-filtered, each upscaled 2x; then
    a symbol zxing-cpp found but could not read, sampled again on a grid that follows its bend
    (drivers/regrid.py: codes on cloth or curved paper); then the full frame inverted (a
-   screen in dark mode), the GlobalHistogram binarizer on the full
-   frame, plain and smoothed (real photographs with uneven light, a code printed over a
-   picture), and pyzbar on the region (a second, independent decoder; still images only, as
-   it never read a frame the others missed and costs 5-10x more).
+   screen in dark mode), the GlobalHistogram binarizer on the full frame, plain and smoothed
+   (real photographs with uneven light, a code printed over a picture), and pyzbar on the
+   region (a second, independent decoder; still images only, as it never read a frame the
+   others missed and costs 5-10x more).
 
 The fallbacks were chosen greedily by how many failures of the fast path each one
 recovers on the generated phone set and the real photographs. A still image gets them
@@ -170,7 +170,6 @@ def _read_deblurred(region: Frame) -> list[str]:
 class Fallback:
     name: str
     read: Callable[[Frame, Frame | None], list[str]]  # (grey frame, code region or None) -> texts
-    needs_region: bool = False
     rotates: bool = True  # the camera tries one of these a frame, after the measured deconvolution
 
 
@@ -179,14 +178,13 @@ def _on_region(step: Callable[[Frame], list[str]]) -> Callable[[Frame, Frame | N
 
 
 UNSMEAR = Fallback("region-unsmear-up2", _on_region(lambda r: _read_unsmeared(r, smear_direction(r)[0])),
-                   needs_region=True, rotates=False)
-DEBLUR = Fallback("region-deblur-up2", _on_region(_read_deblurred), needs_region=True, rotates=False)
+                   rotates=False)
+DEBLUR = Fallback("region-deblur-up2", _on_region(_read_deblurred), rotates=False)
 # In the order measured to pay off (bench/decode.py, `generated_rate` and `photo_rate`).
 FALLBACKS: list[Fallback] = [
     UNSMEAR,
     DEBLUR,
-    Fallback("region-up2-median", _on_region(lambda r: _zxing(cv2.medianBlur(_up(r, 2), 3))),
-             needs_region=True),
+    Fallback("region-up2-median", _on_region(lambda r: _zxing(cv2.medianBlur(_up(r, 2), 3)))),
     Fallback("regrid", lambda grey, _region: regrid_read(grey)),
     Fallback("inverted", lambda grey, _region: _zxing(cv2.bitwise_not(grey))),
     Fallback("zxing-global", lambda grey, _region: _zxing(grey, zxingcpp.Binarizer.GlobalHistogram)),
@@ -194,7 +192,7 @@ FALLBACKS: list[Fallback] = [
     Fallback("smoothed-global", lambda grey, _region: _zxing(cv2.GaussianBlur(grey, (3, 3), 0),
                                                             zxingcpp.Binarizer.GlobalHistogram)),
     Fallback("pyzbar", lambda grey, region: _pyzbar(_up(region, 2) if region is not None else grey),
-             needs_region=True, rotates=False),
+             rotates=False),
 ]
 ROTATION = [f for f in FALLBACKS if f.rotates]
 
