@@ -28,7 +28,6 @@ PX = 8  # pixels per module in the rectified symbol
 MAX_VERSION = 12  # 65 modules: member codes are version 8-11 (longest member id, store list, act)
 MAX_CANDIDATES = 3
 WINDOWS = ((8, 4), (6, 3), (4, 2))  # (window, step) in modules, coarse to fine
-_OFFSETS2 = 2 * PX  # shifts searched, in half pixels: -PX/2 .. PX/2
 
 
 def _template(modules: np.ndarray) -> Frame:
@@ -101,31 +100,37 @@ def _fit_anchors(rect: Frame, n: int) -> Frame:
                   sum(c * g for c, g in zip(cy, grids, strict=True)))
 
 
-def _edge_phase(profile: np.ndarray) -> float:
-    """The shift (pixels, -PX/2..PX/2) that best puts this edge profile's peaks on module boundaries."""
-    fine = np.interp(np.arange(0, len(profile), 0.5), np.arange(len(profile)), profile)
-    whole = len(fine) // _OFFSETS2 * _OFFSETS2
-    comb = fine[:whole].reshape(-1, _OFFSETS2).sum(axis=0)  # edge strength at each shift mod a module
-    best = int(np.argmax(comb)) / 2.0
-    return best - PX if best >= PX / 2 else best
+def _edge_shifts(grad: np.ndarray, n: int, centres: np.ndarray, half: int) -> np.ndarray:
+    """Per window (rows around centres[i], columns around centres[j]): the shift, in pixels
+    (-PX/2..PX/2), that best puts the peaks of `grad` along axis 1 on module boundaries."""
+    size = n * PX
+    count = len(centres)
+    first = centres - half  # each window's first module
+    # The column profile of each band of rows, from running sums.
+    running = np.concatenate([np.zeros((1, size), np.float32), np.cumsum(grad, axis=0)])
+    bands = running[(first + 2 * half) * PX] - running[first * PX]
+    # Half-pixel steps, so a shift can be half a pixel.
+    fine = np.empty((count, 2 * size), np.float32)
+    fine[:, ::2] = bands
+    fine[:, 1:-1:2] = (bands[:, :-1] + bands[:, 1:]) / 2
+    fine[:, -1] = bands[:, -1]
+    # Fold each module onto one: edge strength at each shift, summed over a window's modules.
+    folded = np.concatenate([np.zeros((count, 1, 2 * PX), np.float32),
+                             np.cumsum(fine.reshape(count, n, 2 * PX), axis=1)], axis=1)
+    combs = folded[:, first + 2 * half, :] - folded[:, first, :]
+    best = np.argmax(combs, axis=2) / 2.0
+    return np.where(best >= PX / 2, best - PX, best).astype(np.float32)
 
 
 def _fit_edges(rect: Frame, n: int, window: int, step: int) -> Frame:
     size = n * PX
-    gx = np.abs(cv2.Sobel(rect, cv2.CV_32F, 1, 0))
-    gy = np.abs(cv2.Sobel(rect, cv2.CV_32F, 0, 1))
     half = window // 2
     centres = list(range(half, n - half + 1, step))
     if centres[-1] != n - half:
         centres.append(n - half)
-    dx = np.zeros((len(centres), len(centres)), np.float32)
-    dy = np.zeros_like(dx)
-    for i, cy in enumerate(centres):
-        rows = slice((cy - half) * PX, (cy + half) * PX)
-        for j, cx in enumerate(centres):
-            cols = slice((cx - half) * PX, (cx + half) * PX)
-            dx[i, j] = _edge_phase(gx[rows, cols].sum(axis=0))
-            dy[i, j] = _edge_phase(gy[rows, cols].sum(axis=1))
+    at = np.array(centres)
+    dx = _edge_shifts(np.abs(cv2.Sobel(rect, cv2.CV_32F, 1, 0)), n, at, half)
+    dy = _edge_shifts(np.abs(cv2.Sobel(rect, cv2.CV_32F, 0, 1)).T, n, at, half).T
     # One shift per window centre, spread smoothly over the symbol.
     return _remap(rect, cv2.resize(dx, (size, size)), cv2.resize(dy, (size, size)))
 
