@@ -38,12 +38,11 @@ _QR = zxingcpp.BarcodeFormat.QRCode
 MAX_REGION_SIDE = 400
 
 
-def _zxing(
-    img: Frame, binarizer: zxingcpp.Binarizer = zxingcpp.Binarizer.LocalAverage, invert: bool = False
-) -> list[str]:
+def _zxing(img: Frame, binarizer: zxingcpp.Binarizer = zxingcpp.Binarizer.LocalAverage) -> list[str]:
+    # Dark-on-light only: the inverted fallback covers dark screens at no cost to every frame.
     # Plain text: the code's own characters, control characters included (the default "human
     # readable" mode would turn them into "<SOH>" and the like).
-    results = zxingcpp.read_barcodes(img, formats=_QR, binarizer=binarizer, try_invert=invert,
+    results = zxingcpp.read_barcodes(img, formats=_QR, binarizer=binarizer, try_invert=False,
                                      text_mode=zxingcpp.TextMode.Plain)
     return [r.text for r in results if r.valid]
 
@@ -95,11 +94,6 @@ def code_region(grey: Frame, shrink: int = 4) -> Frame | None:
 
 def _up(img: Frame, factor: float) -> Frame:
     return cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
-
-
-def _sharpen(img: Frame) -> Frame:
-    blurred = cv2.GaussianBlur(img, (0, 0), 1.5)
-    return cv2.addWeighted(img, 1.7, blurred, -0.7, 0)
 
 
 def _fft_size(n: int) -> int:
