@@ -30,6 +30,7 @@ from drivers.regrid import regrid_read
 from drivers.serial_reader import SerialReader
 from hwsim.board import SimBoard, Wiring
 from hwsim.camera import SimCamera
+from hwsim.ipcamera import IpCamera
 from hwsim.render import phone_frame, qr_image
 from hwsim.serial_port import SimSerialPort
 from hwsim.server import BoardServer
@@ -334,6 +335,31 @@ def test_unplugged_camera_is_a_fault(camera_reader: tuple[SimCamera, CameraReade
     assert wait_for(lambda: got.healthy() is False, 5)
     camera.plugged = True
     assert wait_for(lambda: got.healthy() is True, 15)
+
+
+def test_a_network_camera_by_url_reads_faults_and_comes_back() -> None:
+    """An IP camera's MJPEG stream through OpenCV's URL path: a code, then the camera drops off
+    the network (a fault, while the other readers go on), then it is back."""
+    ip_camera = IpCamera(SimCamera("lobby"))
+    got = Collector()
+    reader = CameraReader("lobby", "entry", ip_camera.url)
+    reader.start(got.deliver, got.on_health)
+    try:
+        assert wait_for(lambda: got.healthy() is True, 15)
+        text = code("m-url")
+        ip_camera.camera.show(text)
+        assert wait_for(lambda: text in got.codes, 5)
+        ip_camera.online = False
+        assert wait_for(lambda: got.healthy() is False, 10)
+        assert "stopped delivering frames" in got.health[-1][1] or "cannot open" in got.health[-1][1]
+        ip_camera.online = True
+        assert wait_for(lambda: got.healthy() is True, 20)
+        again = code("m-url-2")
+        ip_camera.camera.show(again)
+        assert wait_for(lambda: again in got.codes, 5)
+    finally:
+        reader.stop()
+        ip_camera.close()
 
 
 def test_video_file_plays_once_then_idles(tmp_path: Path) -> None:
