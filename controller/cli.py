@@ -235,10 +235,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     pipeline = DecodePipeline()
     status = EXIT_OK
     for path in args.images:
-        image = cv2.imread(path)
+        exists = Path(path).is_file()
+        image = cv2.imread(path) if exists else None
         start = time.perf_counter()
         if image is None:
-            print(f"doorctl decode: {path}: not a readable image", file=sys.stderr)
+            why = "not a readable image" if exists else "no such file"
+            print(f"doorctl decode: {path}: {why}", file=sys.stderr)
             texts: list[str] = []
             status = EXIT_FAILED
         else:

@@ -242,6 +242,11 @@ def test_decode_cli(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "empty.png"), np.full((100, 100), 128, np.uint8))
     res = doorctl("decode", str(tmp_path / "phone.png"), str(tmp_path / "empty.png"))
     assert res.stdout.splitlines() == [text, "none"]
+    (tmp_path / "notes.txt").write_text("not an image")
+    res = doorctl("decode", str(tmp_path / "missing.png"), str(tmp_path / "notes.txt"))
+    assert res.stdout.splitlines() == ["none", "none"] and res.returncode != 0
+    assert f"{tmp_path / 'missing.png'}: no such file" in res.stderr
+    assert f"{tmp_path / 'notes.txt'}: not a readable image" in res.stderr
     res = doorctl("decode", "--json", str(tmp_path / "phone.png"))
     line = json.loads(res.stdout)
     assert line["image"] == str(tmp_path / "phone.png") and line["text"] == text and line["ms"] > 0
