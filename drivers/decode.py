@@ -38,7 +38,8 @@ _QR = zxingcpp.BarcodeFormat.QRCode
 MAX_REGION_SIDE = 400
 
 
-def _zxing(img: Frame, binarizer: zxingcpp.Binarizer = zxingcpp.Binarizer.LocalAverage) -> list[str]:
+def zxing_read(img: Frame, binarizer: zxingcpp.Binarizer = zxingcpp.Binarizer.LocalAverage) -> list[str]:
+    """QR texts zxing-cpp reads in `img` as the pipeline asks it to (its fast path on a frame)."""
     # Dark-on-light only: the inverted fallback covers dark screens at no cost to every frame.
     # Plain text: the code's own characters, control characters included (the default "human
     # readable" mode would turn them into "<SOH>" and the like).
@@ -179,11 +180,11 @@ SMEARED = 0.6
 
 def _read_unsmeared(region: Frame, angle: float) -> list[str]:
     """Undo a motion smear along `angle` (a 5-pixel smear: a hand at 15 fps), then read 2x."""
-    return _zxing(_up(_wiener(region, motion_kernel(2, angle)), 2))
+    return zxing_read(_up(_wiener(region, motion_kernel(2, angle)), 2))
 
 
 def _read_deblurred(region: Frame) -> list[str]:
-    return _zxing(_up(_deblur(region), 2))
+    return zxing_read(_up(_deblur(region), 2))
 
 
 @dataclass(frozen=True)
@@ -204,12 +205,12 @@ DEBLUR = Fallback("region-deblur-up2", _on_region(_read_deblurred), rotates=Fals
 FALLBACKS: list[Fallback] = [
     UNSMEAR,
     DEBLUR,
-    Fallback("region-up2-median", _on_region(lambda r: _zxing(cv2.medianBlur(_up(r, 2), 3)))),
+    Fallback("region-up2-median", _on_region(lambda r: zxing_read(cv2.medianBlur(_up(r, 2), 3)))),
     Fallback("regrid", lambda grey, _region: regrid_read(grey)),
-    Fallback("inverted", lambda grey, _region: _zxing(cv2.bitwise_not(grey))),
-    Fallback("zxing-global", lambda grey, _region: _zxing(grey, zxingcpp.Binarizer.GlobalHistogram)),
+    Fallback("inverted", lambda grey, _region: zxing_read(cv2.bitwise_not(grey))),
+    Fallback("zxing-global", lambda grey, _region: zxing_read(grey, zxingcpp.Binarizer.GlobalHistogram)),
     # A code printed over a picture: smoothing first keeps the picture's texture out of the threshold.
-    Fallback("smoothed-global", lambda grey, _region: _zxing(cv2.GaussianBlur(grey, (3, 3), 0),
+    Fallback("smoothed-global", lambda grey, _region: zxing_read(cv2.GaussianBlur(grey, (3, 3), 0),
                                                             zxingcpp.Binarizer.GlobalHistogram)),
     Fallback("pyzbar", lambda grey, region: _pyzbar(_up(region, 2) if region is not None else grey),
              rotates=False),
@@ -225,7 +226,7 @@ class DecodePipeline:
     def decode(self, frame: Frame) -> list[str]:
         """A still image: the fast path, then every fallback until one finds a code."""
         grey = to_grey(frame)
-        found = _zxing(grey)
+        found = zxing_read(grey)
         if found:
             self.last_step = "zxing"
             return found
@@ -246,7 +247,7 @@ class DecodePipeline:
         of all spent on one: every frame costs at most the fast path and about two steps.
         """
         grey = to_grey(frame)
-        found = _zxing(grey)
+        found = zxing_read(grey)
         if found:
             self.last_step = "zxing"
             return found
