@@ -149,7 +149,7 @@ def test_each_fallback_earns_its_place() -> None:
         steps.append(pipeline.last_step if text in found else None)
     assert steps.count("region-unsmear-up2") >= 8, steps
     assert steps.count("region-deblur-up2") >= 5, steps
-    assert steps.count(None) <= 10, steps  # 95%: the 1280x720 half reads nearly all
+    assert steps.count(None) <= 10, steps  # 95% of these, the harder half of the phone set
 
 
 def test_a_video_frame_gets_the_deconvolution_its_blur_calls_for() -> None:
@@ -168,7 +168,7 @@ def test_a_video_frame_gets_the_deconvolution_its_blur_calls_for() -> None:
 
 
 def test_a_dark_mode_screen_decodes() -> None:
-    text = code("m-dark")
+    text = code("m-dark", cti=bytes(16))
     frame = 255 - phone_frame(text, random.Random(5), (640, 480), max_tilt_deg=10)
     pipeline = DecodePipeline()
     assert pipeline.decode(frame) == [text]
@@ -176,7 +176,7 @@ def test_a_dark_mode_screen_decodes() -> None:
 
 
 def test_smear_direction_is_measured() -> None:
-    sharp = np.pad(qr_image(code("m-smear"), module_px=4), 40, constant_values=255)
+    sharp = np.pad(qr_image(code("m-smear", cti=bytes(16)), module_px=4), 40, constant_values=255)
     assert smear_direction(sharp)[1] > 0.8, "a sharp code has edges every way"
     for angle in (0, 30, 60, 90, 135, 170):
         measured, evenness = smear_direction(cv2.filter2D(sharp, -1, motion_kernel(3, angle)))
