@@ -30,15 +30,17 @@ def write_config(path: Path, *, mqtt_port: int | None = None, camera: bool = Tru
     )
 
 
-def member_code(member: str, act: str | None = None) -> str:
+def member_code(member: str, act: str | None = None, cti: bytes | None = None) -> str:
+    """A fresh code for `member` (a random cti unless one is given: a fixed one, with a fixed
+    `iat`, gives the same text every run, for decode sets that must not change)."""
     import base64
     import secrets
 
     from controller.codes import mint_code
 
-    now = int(time.time())
+    now = int(time.time()) if cti is None else 1_800_000_000
     return mint_code(base64.b64decode(TEST_PRIVATE), kid="k1", issuer="officepass", member=member, iat=now,
-                     exp=now + 60, cti=secrets.token_bytes(16), act=act)
+                     exp=now + 60, cti=cti or secrets.token_bytes(16), act=act)
 
 
 class Door:
