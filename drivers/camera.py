@@ -100,7 +100,10 @@ class CameraReader:
             if not isinstance(message, dict):
                 continue
             if isinstance(message.get("code"), str):
-                frame_t = float(message.get("t", time.monotonic()))
+                stamp = message.get("t")
+                # A frame time that is not a number must not end this thread: the code still counts.
+                is_number = isinstance(stamp, int | float) and not isinstance(stamp, bool)
+                frame_t = float(stamp) if is_number else time.monotonic()
                 deliver(message["code"], frame_t)
                 # After delivering: the log line costs the door nothing on its way to the relay.
                 log.info("camera %s: code in frame_t=%.6f, decoded in %s ms by %s", self.name, frame_t,
