@@ -19,7 +19,7 @@ import numpy as np
 import zxingcpp
 
 from bench.procs import ROOT, Door, cpu_seconds, member_code, percentile, write_config
-from drivers.decode import FALLBACKS, DecodePipeline, code_region, to_grey, zxing_read
+from drivers.decode import FALLBACKS, DecodePipeline, code_region, pyzbar_read, to_grey, zxing_read
 from hwsim.render import phone_frame
 
 SHARED = ROOT.parent / "shared"
@@ -79,12 +79,6 @@ def _raw_zxing(image: np.ndarray) -> list[str]:
     return [r.text for r in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
-def _raw_pyzbar(image: np.ndarray) -> list[str]:
-    from pyzbar import pyzbar
-
-    return [r.data.decode("utf-8", errors="replace") for r in pyzbar.decode(image)]
-
-
 def read_rate(pipeline: DecodePipeline, label: str, samples: list[Sample], target: str) -> None:
     hits = {"pipeline": 0, "zxing-cpp": 0, "pyzbar": 0}
     times = []
@@ -92,7 +86,7 @@ def read_rate(pipeline: DecodePipeline, label: str, samples: list[Sample], targe
         start = time.perf_counter()
         found = pipeline.decode(image)
         times.append((time.perf_counter() - start) * 1000)
-        raw = (("pipeline", found), ("zxing-cpp", _raw_zxing(image)), ("pyzbar", _raw_pyzbar(image)))
+        raw = (("pipeline", found), ("zxing-cpp", _raw_zxing(image)), ("pyzbar", pyzbar_read(image)))
         for name, texts in raw:
             hits[name] += text in [_normalised(t) for t in texts]
     n = len(samples)

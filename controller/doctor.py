@@ -92,13 +92,13 @@ def check_readers(config: Config) -> list[Finding]:
 
 
 def _camera(name: str, source: str | int | None) -> Finding:
-    import cv2
-
     from drivers import picamera
 
     pi_camera = picamera.parse_source(source) if isinstance(source, str) else None
     if pi_camera is not None:
         return _pi_camera(name, pi_camera)
+    import cv2
+
     capture = cv2.VideoCapture(source)  # type: ignore[arg-type]
     try:
         ok, frame = capture.read() if capture.isOpened() else (False, None)

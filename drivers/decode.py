@@ -48,7 +48,8 @@ def zxing_read(img: Frame, binarizer: zxingcpp.Binarizer = zxingcpp.Binarizer.Lo
     return [r.text for r in results if r.valid]
 
 
-def _pyzbar(img: Frame) -> list[str]:
+def pyzbar_read(img: Frame) -> list[str]:
+    """QR texts pyzbar (zbar) reads in `img`."""
     from pyzbar import pyzbar  # loads libzbar; only when a fallback needs it
 
     found = pyzbar.decode(img, symbols=[pyzbar.ZBarSymbol.QRCODE])
@@ -212,7 +213,7 @@ FALLBACKS: list[Fallback] = [
     # A code printed over a picture: smoothing first keeps the picture's texture out of the threshold.
     Fallback("smoothed-global", lambda grey, _region: zxing_read(cv2.GaussianBlur(grey, (3, 3), 0),
                                                             zxingcpp.Binarizer.GlobalHistogram)),
-    Fallback("pyzbar", lambda grey, region: _pyzbar(_up(region, 2) if region is not None else grey),
+    Fallback("pyzbar", lambda grey, region: pyzbar_read(_up(region, 2) if region is not None else grey),
              rotates=False),
 ]
 ROTATION = [f for f in FALLBACKS if f.rotates]
