@@ -19,7 +19,7 @@ from controller.config import parse_config
 from controller.core import DoorCore
 from controller.journal import Journal
 
-# TEST-ONLY key pair (shared/vectors/test-keys.json).
+# TEST-ONLY key pair (tests/data/vectors/test-keys.json).
 PRIVATE = base64.b64decode("vNAVQunfssqFgpICOrkdEJi15EvvfXeL2JYLw36IiuI=")
 PUBLIC = "hvIkyuindLwdofySPU81ayCX0dyGZ9TWywtBmUV59fg="
 

@@ -22,7 +22,7 @@ from bench.procs import ROOT, Door, cpu_seconds, member_code, percentile, write_
 from drivers.decode import FALLBACKS, DecodePipeline, code_region, pyzbar_read, to_grey, zxing_read
 from hwsim.render import phone_frame
 
-SHARED = ROOT.parent / "shared"
+PHOTOS = ROOT / "tests" / "data" / "qr-photos"
 
 
 def frame_times(pipeline: DecodePipeline, n: int = 150) -> None:
@@ -65,9 +65,9 @@ def generated_set(n: int = 400) -> list[Sample]:
 
 
 def photo_set() -> list[Sample]:
-    """The real photographs in shared/qr-photos with their expected texts (line ends normalised)."""
+    """The real photographs in tests/data/qr-photos with their expected texts (line ends normalised)."""
     samples = []
-    for png in sorted((SHARED / "qr-photos").glob("*/*.png")):
+    for png in sorted(PHOTOS.glob("*/*.png")):
         txt = png.with_suffix(".txt")
         if txt.exists():
             expected = _normalised(txt.read_bytes().decode("utf-8", errors="replace"))

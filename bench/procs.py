@@ -12,7 +12,7 @@ from typing import Any
 from hwsim.server import BoardClient
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_PRIVATE = "vNAVQunfssqFgpICOrkdEJi15EvvfXeL2JYLw36IiuI="  # TEST-ONLY (shared/vectors)
+TEST_PRIVATE = "vNAVQunfssqFgpICOrkdEJi15EvvfXeL2JYLw36IiuI="  # TEST-ONLY (tests/data/vectors)
 TEST_PUBLIC = "hvIkyuindLwdofySPU81ayCX0dyGZ9TWywtBmUV59fg="
 
 

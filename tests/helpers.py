@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: the shared/ folder, test keys, code minting, config building."""
+"""Helpers shared by the tests: the test data under tests/data, test keys, code minting, config building."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from controller.codes import mint_code
 from controller.config import Config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DOORCTL_SHARED", ROOT.parent / "shared"))
-VECTORS = SHARED / "vectors"
+DATA = ROOT / "tests" / "data"  # the project's own copies: a clone needs nothing beside it
+VECTORS = DATA / "vectors"
+PHOTOS = DATA / "qr-photos"
 # Stand-ins for the parts CI cannot have (see each one's docstring); put on a child's PYTHONPATH.
 STAND_INS = ROOT / "tests" / "stand_ins"
 

@@ -1,4 +1,4 @@
-"""Every case and sequence in shared/vectors (and any other vector file built the same way)."""
+"""Every case and sequence in tests/data/vectors (and any other vector file built the same way)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ SEQUENCES = [
 
 
 def test_vectors_are_there() -> None:
-    assert len(CASES) >= 40, f"expected the shared vectors under {VECTORS}"
+    assert len(CASES) >= 40, f"expected the code vectors under {VECTORS}"
     assert SEQUENCES
 
 

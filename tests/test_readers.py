@@ -34,7 +34,7 @@ from hwsim.ipcamera import IpCamera
 from hwsim.render import phone_frame, qr_image
 from hwsim.serial_port import SimSerialPort
 from hwsim.server import BoardServer
-from tests.helpers import SHARED, STAND_INS, code
+from tests.helpers import PHOTOS, STAND_INS, code
 from tests.procs import doorctl
 from tests.rig import wait_for
 
@@ -187,7 +187,7 @@ def test_smear_direction_is_measured() -> None:
 
 def _photos() -> list[tuple[Path, str]]:
     items = []
-    for png in sorted((SHARED / "qr-photos").glob("*/*.png")):
+    for png in sorted(PHOTOS.glob("*/*.png")):
         txt = png.with_suffix(".txt")
         if txt.exists():
             expected = txt.read_bytes().decode("utf-8", errors="replace")
@@ -210,7 +210,7 @@ def test_a_code_on_a_bent_surface_is_read_on_a_bent_grid() -> None:
     """Codes printed on cloth: zxing-cpp finds them but its straight grid misreads the modules."""
     pipeline = DecodePipeline()
     for name in ("05", "06", "08", "13", "30"):
-        png = SHARED / "qr-photos" / "qrcode-4" / f"{name}.png"
+        png = PHOTOS / "qrcode-4" / f"{name}.png"
         grey = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
         expected = png.with_suffix(".txt").read_text()
         assert regrid_read(grey) == [expected], name
@@ -229,7 +229,7 @@ def test_a_code_on_a_bent_surface_is_read_on_a_bent_grid() -> None:
 
 def test_control_characters_are_kept() -> None:
     """A code's text comes back as it was encoded, not with '<SOH>' for a control character."""
-    png = SHARED / "qr-photos" / "qrcode-2" / "33.png"
+    png = PHOTOS / "qrcode-2" / "33.png"
     expected = png.with_suffix(".txt").read_bytes().decode("utf-8")
     assert "\x01" in expected
     assert DecodePipeline().decode(cv2.imread(str(png))) == [expected]

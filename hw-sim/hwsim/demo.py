@@ -27,7 +27,7 @@ from hwsim.server import BoardClient
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".demo"
-# TEST-ONLY private key (shared/vectors/test-keys.json): the demo plays the member's app.
+# TEST-ONLY private key (tests/data/vectors/test-keys.json): the demo plays the member's app.
 APP_KEY = "vNAVQunfssqFgpICOrkdEJi15EvvfXeL2JYLw36IiuI="
 TTY = sys.stdout.isatty()
 
