@@ -12,14 +12,14 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from controller.config import DEFAULT_PATH, ConfigError, load_config, referenced_file_problems
+from controller.config import DEFAULT_PATH, Config, ConfigError, load_config, load_mqtt_credentials
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _load_or_report(path: str) -> object:
+def _load_or_report(path: str) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -36,11 +36,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem)
         return EXIT_USAGE
-    problems = referenced_file_problems(config)
-    for problem in problems:
-        print(problem)
-    if problems:
-        return EXIT_USAGE
+    if config.mqtt is not None:
+        try:
+            load_mqtt_credentials(config.mqtt)  # every file, loaded as the daemon loads it
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem)
+            return EXIT_USAGE
     print(f"{args.config}: ok")
     return EXIT_OK
 
@@ -56,7 +58,8 @@ def _codes_from(args_codes: Sequence[str]) -> Iterable[str]:
 
 
 def cmd_verify_code(args: argparse.Namespace) -> int:
-    from controller.codes import MEMBER_RE, CodeVerifier
+    from controller.codes import MEMBER_RE
+    from controller.core import verifier_for
 
     # `--revoked A B CODE...`: argparse hands the codes to --revoked too. A member id never holds
     # a ':' and a code always does, so give back to the codes what cannot be a member id.
@@ -65,15 +68,7 @@ def cmd_verify_code(args: argparse.Namespace) -> int:
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_USAGE
-    creds = config.credentials  # type: ignore[attr-defined]
-    verifier = CodeVerifier(
-        creds.keys,
-        issuer=creds.issuer,
-        store=config.door.store,  # type: ignore[attr-defined]
-        max_clock_skew_seconds=creds.max_clock_skew_seconds,
-        max_code_ttl_seconds=creds.max_code_ttl_seconds,
-        max_command_ttl_seconds=creds.max_command_ttl_seconds,
-    )
+    verifier = verifier_for(config)
     now = args.at if args.at is not None else time.time()
     revoked = frozenset(revoked_ids)
     for text in _codes_from(codes):
@@ -154,51 +149,80 @@ def cmd_issue_code(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _platform(config: object, args: argparse.Namespace) -> object:
-    from drivers.platform import select_platform
+def cmd_issue_revocation(args: argparse.Namespace) -> int:
+    from controller.codes import MEMBER_RE, mint_revocation
 
-    return select_platform(config, sim=args.sim, sim_socket=args.sim_socket)  # type: ignore[arg-type]
+    try:
+        private = _read_private_key(args)
+    except (ValueError, OSError) as exc:
+        print(f"doorctl issue-revocation: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    bad = [m for m in args.members if not MEMBER_RE.fullmatch(m)]
+    if bad:
+        print(f"doorctl issue-revocation: not member ids: {', '.join(bad)}", file=sys.stderr)
+        return EXIT_USAGE
+    iat = int(args.iat if args.iat is not None else time.time())
+    print(mint_revocation(private, kid=args.kid, issuer=args.issuer, iat=iat, version=args.version,
+                          members=args.members))
+    return EXIT_OK
+
+
+def _sim_socket(config: Config, args: argparse.Namespace) -> Path:
+    from drivers.platform import default_sim_socket
+
+    return Path(args.sim_socket) if args.sim_socket else default_sim_socket(config.storage.path)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.daemon import run_daemon, setup_logging
+    from controller.daemon import AlreadyRunning, run_daemon, setup_logging, take_instance_lock
+    from drivers.platform import select_platform
 
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_USAGE
     setup_logging()
     try:
-        platform = _platform(config, args)
+        instance = take_instance_lock(config.storage.path)
+    except AlreadyRunning as exc:
+        print(f"doorctl run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"doorctl run: cannot take the instance lock: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        platform = select_platform(config.lock.wiring, config.readers, sim=args.sim,
+                                   sim_socket=_sim_socket(config, args))
     except Exception as exc:  # no GPIO access, no lgpio, a board socket we cannot bind...
         print(f"doorctl run: cannot open the hardware: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    return run_daemon(config, platform)  # type: ignore[arg-type]
+    try:
+        return run_daemon(config, platform)
+    finally:
+        instance.close()
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:
     """Drive the relay to its off level and exit (systemd's ExecStopPost)."""
+    from drivers.gpio import make_relay
+    from drivers.platform import select_platform, sim_board_answers
+
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_USAGE
     if args.sim:
-        from drivers.platform import default_sim_socket
-        from hwsim.server import board_answers
-
-        path = args.sim_socket or default_sim_socket(config)  # type: ignore[arg-type]
-        if not board_answers(path):
+        path = _sim_socket(config, args)
+        if not sim_board_answers(path):
             print(f"doorctl relay-off: no simulated board on {path}: no relay is driven")
             return EXIT_OK
-    from drivers.gpio import make_relay
-
     try:
-        platform = _platform(config, args)
-        relay = make_relay(config.lock, platform.pin_factory)  # type: ignore[attr-defined]
+        platform = select_platform(config.lock.wiring, config.readers, sim=args.sim,
+                                   sim_socket=_sim_socket(config, args))
+        relay = make_relay(config.lock.wiring, platform.pin_factory)
         relay.off()
     except Exception as exc:
-        print(f"doorctl relay-off: could not drive {config.lock.relay_pin} off: {exc}",  # type: ignore[attr-defined]
-              file=sys.stderr)
+        print(f"doorctl relay-off: could not drive {config.lock.relay_pin} off: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"relay {config.lock.relay_pin} off")  # type: ignore[attr-defined]
+    print(f"relay {config.lock.relay_pin} off")
     return EXIT_OK
 
 
@@ -207,20 +231,19 @@ def cmd_sim(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from drivers.platform import default_sim_socket
-    from hwsim.runtime import host_board
+    from drivers.platform import serve_sim_board
 
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_USAGE
-    path = Path(args.sim_socket) if args.sim_socket else default_sim_socket(config)  # type: ignore[arg-type]
-    _board, server = host_board(config, path)  # type: ignore[arg-type]
+    path = _sim_socket(config, args)
+    close = serve_sim_board(config.lock.wiring, config.readers, path)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"simulated board ready on {path}", flush=True)
     stop.wait()
-    server.close()
+    close()
     return EXIT_OK
 
 
@@ -258,28 +281,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Ask the running daemon over its local socket and print what a technician needs."""
     import json
 
-    from controller.status_socket import query, status_socket_path
+    from controller.status_socket import ALARM_ADVICE, query, status_problem, status_socket_path
 
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_USAGE
-    path = status_socket_path(config.storage.path)  # type: ignore[attr-defined]
+    path = status_socket_path(config.storage.path)
     try:
         status = query(path)
     except (OSError, ValueError) as exc:
         print(f"doorctl status: the daemon does not answer on {path}: {exc}\n"
               "  is it running?  systemctl status doorctl; journalctl -u doorctl -n 50", file=sys.stderr)
         return EXIT_FAILED
+    problem = status_problem(status)
+    if problem is not None:
+        if args.json:
+            print(json.dumps({"error": problem}, ensure_ascii=False))
+        print(f"doorctl status: {problem}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(status, ensure_ascii=False, indent=2))
         return EXIT_OK
-    if "error" in status:
-        print(f"doorctl status: {status['error']}", file=sys.stderr)
-        return EXIT_FAILED
     seats = status["seats"]
     print(f"door      {status['store']}/{status['door_name']}  ({status['platform']})")
     print(f"lock      {status['lock']}     door {status['door']}")
     print(f"alarms    {', '.join(status['alarms']) or '-'}")
+    for alarm in status["alarms"]:
+        if alarm in ALARM_ADVICE:
+            print(f"          {alarm}: {ALARM_ADVICE[alarm]}")
     print(f"seats     {seats['symbol']}  {seats['occupied']}/{seats['capacity']} occupied")
     print(f"readers   {', '.join(f'{k}: {v}' for k, v in status['readers'].items()) or '-'}")
     print(f"cloud     {status['cloud'] or 'not configured'}   backlog {status['backlog']} events")
@@ -356,6 +385,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kid", default="k1", help="key name (kid) to print in the config line")
     p.add_argument("--out", help="write the private key here (mode 0600) instead of printing it")
     p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("issue-revocation", help="mint a signed revocation list (pass service, tests)")
+    key = p.add_mutually_exclusive_group(required=True)
+    key.add_argument("--private-key", help="base64 raw 32-byte Ed25519 private key")
+    key.add_argument("--key-file", help="file holding the base64 private key")
+    p.add_argument("--kid", required=True)
+    p.add_argument("--issuer", default="officepass")
+    p.add_argument("--version", type=int, required=True, help="higher than the list doors hold now")
+    p.add_argument("--iat", type=int, help="issued-at unix time (default now)")
+    p.add_argument("members", nargs="*", help="member ids to revoke")
+    p.set_defaults(func=cmd_issue_revocation)
 
     p = sub.add_parser("issue-code", help="mint a member code (benches and tests; never on a door)")
     key = p.add_mutually_exclusive_group(required=True)

@@ -1,11 +1,22 @@
-"""The door's notion of "now" (issue 2, item 5).
+"""The door's notion of "now".
 
-A Pi has no battery-backed clock: it may boot in 1970, or an attacker may set
-the clock back to make an old screenshot of a code valid again. So the door
-time never goes below a persisted floor (the newest wall-clock time it has
-seen, and the newest verified code's `iat`), and between wall-clock readings
-it advances on the monotonic clock. Durations (relay pulses, presentation
-windows) use `monotonic()` directly and never this class.
+A Pi has no battery-backed clock: it may boot in 1970, or someone may set the clock back
+to make an old screenshot of a code valid again. So the door keeps a time *floor*: a lower
+bound on the true time that grows with the monotonic clock, persisted in the journal.
+
+What may move the floor:
+* a wall clock the kernel says NTP has synchronized: it sets the floor, up or *down* (a
+  synchronized clock is the best evidence there is, so it also undoes a floor that an
+  earlier wrong clock or a bad source pushed ahead);
+* an accepted code's `iat`, which the issuer signed. The verifier only accepts a code whose
+  `iat` is at most `max_clock_skew_seconds` ahead of door time, so one code moves the floor
+  by at most that much.
+An unsynchronized wall clock never moves the floor: it is used for "now" only while it is
+ahead of the floor, so a clock that jumped 30 days ahead poisons nothing after a restart
+with the right clock.
+
+Durations (relay pulses, alarm timers, presentation windows) use `time.monotonic()` and
+never this class.
 """
 
 from __future__ import annotations
@@ -14,8 +25,18 @@ import ctypes
 import ctypes.util
 import time
 from collections.abc import Callable
+from functools import cache
 
 _TIME_OK = 0
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    # find_library forks ldconfig: once per process, never on the way to the relay.
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
 
 
 def kernel_clock_synced() -> bool:
@@ -23,10 +44,12 @@ def kernel_clock_synced() -> bool:
 
     Returns False when it cannot tell: an unsynced door should say so, not guess.
     """
+    libc = _libc()
+    if libc is None:
+        return False
+    # struct timex is ~208 bytes on 64-bit Linux; a zeroed buffer with modes=0 only reads.
+    buf = ctypes.create_string_buffer(512)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        # struct timex is ~208 bytes on 64-bit Linux; a zeroed buffer with modes=0 only reads.
-        buf = ctypes.create_string_buffer(512)
         state = libc.adjtimex(buf)
     except (OSError, AttributeError):
         return False
@@ -34,7 +57,7 @@ def kernel_clock_synced() -> bool:
 
 
 class DoorClock:
-    """Monotonic-backed wall time with a floor: never earlier than anything already seen."""
+    """Door time: the synchronized wall clock, else the later of the wall clock and the floor."""
 
     def __init__(
         self,
@@ -47,33 +70,35 @@ class DoorClock:
         self._wall = wall
         self._monotonic = monotonic
         self._synced_probe = synced_probe
-        self._anchor = max(floor, wall())
-        self._anchor_mono = monotonic()
+        self._floor = floor
+        self._floor_mono = monotonic()
+
+    def _floor_now(self) -> float:
+        return self._floor + (self._monotonic() - self._floor_mono)
 
     def now(self) -> float:
-        """Door time in unix seconds: the wall clock, unless it is behind what we already know."""
-        mono = self._monotonic()
-        derived = self._anchor + (mono - self._anchor_mono)
+        """Door time in unix seconds."""
         wall = self._wall()
-        if wall > derived:
-            # Re-anchor on every newer wall reading, so a later jump back cannot undo it.
-            self._anchor, self._anchor_mono = wall, mono
+        if self._synced_probe():
+            self._floor, self._floor_mono = wall, self._monotonic()
             return wall
-        return derived
+        return max(wall, self._floor_now())
 
     def raise_floor(self, at_least: float) -> None:
-        """A verified code proves the time is at least its `iat`."""
-        current = self.now()
-        if at_least > current:
-            self._anchor, self._anchor_mono = at_least, self._monotonic()
-        else:
-            self._anchor, self._anchor_mono = current, self._monotonic()
+        """An accepted code proves the time is at least its `iat`."""
+        if at_least > self._floor_now():
+            self._floor, self._floor_mono = at_least, self._monotonic()
 
     @property
     def floor(self) -> float:
-        """What to persist so a restart cannot go back in time."""
-        return self.now()
+        """What to persist so a restart cannot go back in time (never an unsynchronized reading)."""
+        self.now()  # a synchronized clock updates the floor first
+        return self._floor_now()
 
     def synced(self) -> bool:
-        """True when the kernel reports NTP sync and the wall clock agrees with the floor."""
-        return self._wall() >= self.now() - 1.0 and self._synced_probe()
+        """True when the kernel reports NTP sync."""
+        return self._synced_probe()
+
+    def behind_floor(self) -> float:
+        """How far the wall clock is behind the floor (0 when it is not): a technician's clue."""
+        return max(0.0, self._floor_now() - self._wall())

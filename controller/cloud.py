@@ -2,16 +2,20 @@
 
 Threads: paho's network thread runs the callbacks, which are all guarded (an
 exception there would kill the network thread) and only post work to the
-reactor. Everything that reads or writes the door's state (the journal, the
-core) happens on the reactor thread.
+reactor, except two cheap things: shedding commands beyond the intake bound,
+and handing a revocation list to its own verifier thread (a big list takes
+seconds to decode and check; the reactor must not wait for it).
 
 What goes out:
 * retained `status` (Last Will: `{"online": false}`), `seats`, `sessions/{member}`
   (an empty retained message when a session closes), republished on every connect;
 * every journaled event, from the outbox in `seq` order, QoS 1, with a window of
-  messages in flight; an event is marked delivered when its PUBACK arrives.
-What comes in: commands (member codes with `act`), the revocation list, and
-Home Assistant's birth message.
+  messages in flight; an event is marked delivered on the PUBACK of that very publish.
+What comes in: commands (member codes with `act`), the signed revocation list, and
+Home Assistant's birth message. Commands are acknowledged to the broker only after
+their decision is committed (manual ack), so a crash means redelivery, which the
+door's cti memory answers with the first result; the broker sends at most
+RECEIVE_MAXIMUM unacknowledged commands at a time, which bounds the door's intake.
 """
 
 from __future__ import annotations
@@ -21,11 +25,9 @@ import json
 import logging
 import random
 import socket
-import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -34,16 +36,23 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from controller import __version__
-from controller.config import Config, MqttConfig
-from controller.core import DoorCore, Handled
-from controller.journal import JournaledEvent, rfc3339
+from controller.codes import MalformedCode, RevocationList
+from controller.config import Config, MqttConfig, MqttCredentials
+from controller.core import DoorCore
+from controller.decision import RevocationApplied
+from controller.journal import JournaledEvent, JournalError, rfc3339
 from controller.reactor import Reactor
+from controller.vocab import Deny, Side
 
 log = logging.getLogger("doorctl.cloud")
 
 WINDOW = 200  # events in flight before waiting for PUBACKs
 BATCH = 1000  # outbox rows read at a time
 MAX_COMMAND_BYTES = 4096  # a member code is at most 512 chars; anything far bigger is not one
+# QoS 1 commands the broker may send before we acknowledge one (MQTT 5 Receive Maximum): the
+# door's bound on queued commands. QoS 0 commands past MAX_PENDING_COMMANDS are answered busy.
+RECEIVE_MAXIMUM = 32
+MAX_PENDING_COMMANDS = 64
 BACKOFF_START, BACKOFF_CAP = 1.0, 30.0
 SESSION_EXPIRY_SECONDS = 3600  # the broker keeps our subscriptions (and queued commands) this long
 
@@ -86,29 +95,36 @@ class CloudSync:
     def __init__(
         self,
         config: Config,
+        credentials: MqttCredentials,
         reactor: Reactor,
         core: DoorCore,
         status: Callable[[], dict[str, Any]],
-        on_unlock: Callable[[], None],
     ) -> None:
-        assert config.mqtt is not None
+        if config.mqtt is None:
+            raise ValueError("CloudSync needs an [mqtt] section")
         self.mqtt: MqttConfig = config.mqtt
+        self.credentials = credentials
         self.config = config
         self.reactor = reactor
         self.core = core
         self._status = status
-        self._on_unlock = on_unlock
         self.topics = Topics(self.mqtt.topic_prefix, config.door.store, config.door.name)
         self.connected = False
         self._published: dict[str, Any] = {}  # topic -> last payload sent (retained state)
         self._queue: deque[JournaledEvent] = deque()  # undelivered events read, not yet sent
         self._last_queued = 0  # highest seq read from the outbox into _queue or sent
-        self._inflight: dict[int, int] = {}  # mid -> seq
-        self._lock = threading.Lock()  # guards _inflight, _early_acks, _acked (network thread)
+        # Every publish in flight, by paho mid: the event's seq, or None for anything else. Guarded by
+        # _lock (the network thread acks). A PUBACK whose mid is not here yet arrived before publish()
+        # returned: it waits in _early_acks until the publisher claims it, so nothing is left there.
+        self._lock = threading.Lock()
+        self._inflight: dict[int, int | None] = {}
+        self._events_inflight = 0
         self._early_acks: set[int] = set()
         self._acked: list[int] = []
         self._flush_posted = False
+        self._pending_commands = 0  # commands posted to the reactor, not yet answered
         self._backoff = BACKOFF_START
+        self._revocations = _RevocationWorker(self)
         self.client = self._make_client()
 
     # --- setup ---------------------------------------------------------------------------
@@ -120,21 +136,17 @@ class CloudSync:
             client_id=f"doorctl-{door.store}-{door.name}",
             protocol=mqtt.MQTTv5,
         )
-        client.enable_logger(logging.getLogger("doorctl.paho"))
+        # paho logs "not connected" publishes and reconnect failures at ERROR/WARNING; offline is an
+        # expected state of a door, said once by this module, so paho only speaks when debugging.
+        paho_log = logging.getLogger("doorctl.paho")
+        paho_log.setLevel(logging.CRITICAL)
+        client.enable_logger(paho_log)
         client.will_set(self.topics.status, json.dumps({"online": False}), qos=1, retain=True)
-        if self.mqtt.tls:
-            client.tls_set(
-                ca_certs=self.mqtt.ca_file,
-                certfile=self.mqtt.cert_file,
-                keyfile=self.mqtt.key_file,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if self.mqtt.username:
-            password = None
-            if self.mqtt.password_file:
-                password = Path(self.mqtt.password_file).read_text().strip()
-            client.username_pw_set(self.mqtt.username, password)
+        if self.credentials.tls is not None:
+            client.tls_set_context(self.credentials.tls)
+        if self.credentials.username:
+            client.username_pw_set(self.credentials.username, self.credentials.password)
+        client.manual_ack_set(True)
         client.max_inflight_messages_set(WINDOW)
         client.reconnect_delay_set(int(BACKOFF_START), int(BACKOFF_START))
         client.on_connect = _guarded(self._on_connect)
@@ -151,12 +163,14 @@ class CloudSync:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
         props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         self.client.connect_async(
             self.mqtt.host, self.mqtt.port, keepalive=15, clean_start=False, properties=props
         )
         self.client.loop_start()
+        self._revocations.start()
 
     def stop(self) -> None:
         """Say goodbye: status offline (retained), then disconnect."""
@@ -166,6 +180,7 @@ class CloudSync:
                 info.wait_for_publish(timeout=2.0)
         self.client.disconnect()
         self.client.loop_stop()
+        self._revocations.stop()
 
     # --- paho callbacks (network thread): post only -------------------------------------
 
@@ -189,19 +204,56 @@ class CloudSync:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         topic, payload, props = message.topic, bytes(message.payload), message.properties
-        self.reactor.post(lambda: self._message(topic, payload, props))
+        mid, qos = message.mid, message.qos
+        if topic == self.topics.cmd:
+            with self._lock:
+                shed = self._pending_commands >= MAX_PENDING_COMMANDS
+                if not shed:
+                    self._pending_commands += 1
+            if shed:
+                # Only QoS 0 floods get here (the broker's Receive Maximum bounds QoS 1): answer
+                # now, from this thread, rather than queue without bound.
+                self._reply({"cti": None, "ok": False, "result": None, "reason": Deny.BUSY}, props)
+                client.ack(mid, qos)
+                return
+            self.reactor.post(lambda: self._command(payload, props, mid, qos))
+            return
+        if topic == self.topics.revoked:
+            self._revocations.offer(payload)
+        else:
+            self.reactor.post(lambda: self._message(topic, payload))
+        client.ack(mid, qos)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         with self._lock:
-            seq = self._inflight.pop(mid, None)
-            if seq is None:
+            if mid not in self._inflight:
                 self._early_acks.add(mid)  # PUBACK before publish() returned its mid
                 return
+            seq = self._inflight.pop(mid)
+            if seq is None:
+                return
+            self._events_inflight -= 1
             self._acked.append(seq)
             if self._flush_posted:
                 return
             self._flush_posted = True
         self.reactor.post(self._flush_acks)
+
+    def _send(self, topic: str, payload: str | bytes, *, retain: bool = False, seq: int | None = None,
+              properties: Properties | None = None) -> None:
+        """Every publish goes through here, so every PUBACK finds its publish (events or not)."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return  # not queued by paho at all: no PUBACK will come (an event stays undelivered)
+        with self._lock:
+            if info.mid in self._early_acks:
+                self._early_acks.discard(info.mid)
+                if seq is not None:
+                    self._acked.append(seq)
+                return
+            self._inflight[info.mid] = seq
+            if seq is not None:
+                self._events_inflight += 1
 
     # --- reactor side --------------------------------------------------------------------
 
@@ -217,7 +269,7 @@ class CloudSync:
         self.state_changed()
         # Events handed to paho before the outage are resent by paho itself; continue after them.
         with self._lock:
-            pending = sorted(self._inflight.values())
+            pending = sorted(seq for seq in self._inflight.values() if seq is not None)
         self._queue.clear()
         self._last_queued = pending[-1] if pending else 0
         self.drain()
@@ -244,9 +296,9 @@ class CloudSync:
                 "deadline": rfc3339(session.deadline),
                 "overdue": session.overdue,
             }, None)
-        for topic in [t for t in self._published if self.topics.session_member(t) is not None]:
-            member = self.topics.session_member(topic)
-            if member not in live and self._published[topic] is not None:
+        for topic in list(self._published):
+            gone = self.topics.session_member(topic)
+            if gone is not None and gone not in live and self._published[topic] is not None:
                 self._clear(topic)
 
     def _retain(self, topic: str, body: dict[str, Any], ts: float | None) -> None:
@@ -256,11 +308,11 @@ class CloudSync:
         payload = dict(body)
         if ts is not None:
             payload["ts"] = rfc3339(ts)
-        self.client.publish(topic, json.dumps(payload, ensure_ascii=False), qos=1, retain=True)
+        self._send(topic, json.dumps(payload, ensure_ascii=False), retain=True)
 
     def _clear(self, topic: str) -> None:
         self._published[topic] = None
-        self.client.publish(topic, b"", qos=1, retain=True)
+        self._send(topic, b"", retain=True)
 
     # --- the outbox ----------------------------------------------------------------------
 
@@ -271,7 +323,7 @@ class CloudSync:
         store, door = self.config.door.store, self.config.door.name
         while True:
             with self._lock:
-                room = WINDOW - len(self._inflight)
+                room = WINDOW - self._events_inflight
             if room <= 0:
                 return
             if not self._queue:
@@ -285,13 +337,7 @@ class CloudSync:
                 body = json.dumps(event.payload(store, door), ensure_ascii=False)
                 # If the broker went away mid-drain, paho holds this message and resends it on
                 # reconnect; it stays in _inflight until its PUBACK comes.
-                info = self.client.publish(self.topics.events, body, qos=1)
-                with self._lock:
-                    if info.mid in self._early_acks:
-                        self._early_acks.discard(info.mid)
-                        self._acked.append(event.seq)
-                    else:
-                        self._inflight[info.mid] = event.seq
+                self._send(self.topics.events, body, seq=event.seq)
 
     def _flush_acks(self) -> None:
         with self._lock:
@@ -303,12 +349,8 @@ class CloudSync:
 
     # --- incoming ------------------------------------------------------------------------
 
-    def _message(self, topic: str, payload: bytes, props: Any) -> None:
-        if topic == self.topics.cmd:
-            self._command(payload, props)
-        elif topic == self.topics.revoked:
-            self._revocation(payload)
-        elif topic == self.topics.ha_status:
+    def _message(self, topic: str, payload: bytes) -> None:
+        if topic == self.topics.ha_status:
             if payload.strip().lower() == b"online":
                 self._publish_discovery()
                 self._published.clear()
@@ -321,32 +363,30 @@ class CloudSync:
         if payload and member not in self.core.state.sessions:
             self._clear(topic)
 
-    def _command(self, payload: bytes, props: Any) -> None:
+    def _command(self, payload: bytes, props: Any, mid: int, qos: int) -> None:
+        with self._lock:
+            self._pending_commands -= 1
         if not self.connected:
+            # Not acknowledged: the broker sends it again when we are back, and its ttl decides then.
             return
-        if len(payload) > MAX_COMMAND_BYTES:
-            handled: Handled | None = None
+        try:
+            text = payload.decode("utf-8").strip() if len(payload) <= MAX_COMMAND_BYTES else None
+        except UnicodeDecodeError:
             text = None
-        else:
-            try:
-                text = payload.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                text = None
-            handled = self.core.present(text, "remote", "remote") if text is not None else None
-        if handled is None or handled.ignored or handled.decision is None:
-            reply: dict[str, Any] = {"cti": None, "ok": False, "result": None, "reason": "malformed"}
-        else:
+        reply: dict[str, Any] = {"cti": None, "ok": False, "result": None, "reason": Deny.MALFORMED}
+        if text is not None:
+            handled = self.core.present(text, "remote", Side.REMOTE)
             decision = handled.decision
-            reply = {
-                "cti": handled.code.cti.hex() if handled.code else None,
-                "ok": decision.ok,
-                "result": decision.result,
-                "reason": decision.reason,
-            }
-            if decision.unlock and not handled.redelivery:
-                self._on_unlock()
+            if decision is not None:
+                reply = {
+                    "cti": handled.code.cti.hex() if handled.code else None,
+                    "ok": decision.ok,
+                    "result": decision.result,
+                    "reason": decision.reason,
+                }
         self._reply(reply, props)
-        self.state_changed()
+        # After the decision is committed and answered: a crash before this means redelivery.
+        self.client.ack(mid, qos)
 
     def _reply(self, reply: dict[str, Any], props: Any) -> None:
         topic = getattr(props, "ResponseTopic", None) if props is not None else None
@@ -354,27 +394,22 @@ class CloudSync:
         if topic:
             correlation = getattr(props, "CorrelationData", None)
             if correlation is not None:
-                out_props = Properties(PacketTypes.PUBLISH)
+                out_props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho
                 out_props.CorrelationData = correlation
-        self.client.publish(topic or self.topics.cmd_result, json.dumps(reply), qos=1, properties=out_props)
+        self._send(topic or self.topics.cmd_result, json.dumps(reply), properties=out_props)
 
-    def _revocation(self, payload: bytes) -> None:
-        if not payload:
-            return  # the retained list was cleared: keep the last one we had
-        try:
-            body = json.loads(payload)
-            version, members = body["version"], body["members"]
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise ValueError("version is not an integer")
-            if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-                raise ValueError("members is not a list of member ids")
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring a malformed revocation list: %s", exc)
+    def _apply_revocation(self, listing: RevocationList) -> None:
+        """Reactor thread: a verified list, newer than the one applied when it was checked."""
+        current = self.core.journal.revocation_version()
+        if current is not None and listing.version <= current:
             return
-        if self.core.set_revoked(version, members):
-            log.info("revocation list version %d applied: %d members", version, len(members))
-        else:
-            log.info("revocation list version %d is older than ours; ignored", version)
+        try:
+            self.core.set_revoked(listing.version, listing.members)
+        except JournalError as exc:
+            log.error("revocation list version %d not stored: %s", listing.version, exc)
+            return
+        self.core.handle(RevocationApplied(listing.version, len(listing.members)))
+        log.info("revocation list version %d applied: %d members", listing.version, len(listing.members))
 
     # --- Home Assistant ------------------------------------------------------------------
 
@@ -404,5 +439,64 @@ class CloudSync:
             object_id = topic.split("/")[-2]
             config = {**entity, "unique_id": f"{node}_{object_id}", "device": device,
                       "availability": [availability]}
-            self.client.publish(topic, json.dumps(config), qos=1, retain=True)
+            self._send(topic, json.dumps(config), retain=True)
 
+
+
+class _RevocationWorker:
+    """Verifies revocation lists off the reactor: newest offer wins, one at a time."""
+
+    def __init__(self, cloud: CloudSync) -> None:
+        self._cloud = cloud
+        self._cond = threading.Condition()
+        self._offer: bytes | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="revocation", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def offer(self, payload: bytes) -> None:
+        with self._cond:
+            self._offer = payload
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._offer is None and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                payload, self._offer = self._offer, None
+            if payload is None:
+                continue
+            try:
+                self._check(payload)
+            except Exception:
+                log.exception("revocation list check failed")
+
+    def _check(self, payload: bytes) -> None:
+        cloud = self._cloud
+        if not payload:
+            return  # the retained list was cleared: keep the last one we had
+        limit = cloud.config.credentials.max_revoked_members
+        try:
+            listing = cloud.core.verifier.verify_revocation(payload.decode("ascii"), limit)
+        except UnicodeDecodeError:
+            log.warning("ignoring a revocation list that is not ASCII text")
+            return
+        except MalformedCode as exc:
+            log.warning("ignoring a revocation list: %s", exc)
+            return
+        current = cloud.core.revocation_version
+        if current is not None and listing.version <= current:
+            log.info("revocation list version %d is not newer than ours (%d); ignored", listing.version,
+                     current)
+            return
+        cloud.reactor.post(lambda: cloud._apply_revocation(listing))

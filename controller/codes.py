@@ -7,8 +7,11 @@ Verification is split in two so each half can be reasoned about alone:
 * `CodeVerifier.verify` runs the contract's checks in the contract's order and
   returns a `Verdict` with the first failing reason.
 
-Replay memory is not here: it lives in the journal, and `classify_reuse`
-decides what a second sighting of a `cti` means.
+Replay memory is not here: it lives in the journal (used codes) and in the
+same-presentation window (drivers.presentation), both consulted by the door core.
+
+The signed revocation list (contract §4, `OPR1:`) is the same COSE_Sign1 with
+other claims: `parse_revocation` and `CodeVerifier.verify_revocation`.
 """
 
 from __future__ import annotations
@@ -17,39 +20,23 @@ import io
 import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, TypeGuard
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from controller.base45 import b45decode, b45encode
+from controller.vocab import Act, Deny
+from drivers.readers import MAX_CODE_CHARS
 
 PREFIX = "OP1:"
-MAX_CODE_CHARS = 512
+REVOCATION_PREFIX = "OPR1:"
 COSE_SIGN1_TAG = 18
 ALG_EDDSA = -8
 SIGNATURE_BYTES = 64
 MEMBER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-ACTS = ("check_in", "unlock", "checkout_begin", "checkout")
-# A second sighting by the same reader within this window is the same presentation.
-SAME_PRESENTATION_SECONDS = 5.0
-
-# Deny reasons in the order the contract checks them.
-DENY_REASONS = (
-    "malformed",
-    "unknown_key",
-    "bad_signature",
-    "wrong_issuer",
-    "ttl_too_long",
-    "not_yet_valid",
-    "expired",
-    "wrong_store",
-    "revoked",
-    "replayed",
-)
-
-Act = Literal["check_in", "unlock", "checkout_begin", "checkout"]
+MAX_VERSION = 2**63 - 1
 
 # CWT claim keys (RFC 8392) and our private ones.
 _ISS, _SUB, _EXP, _IAT, _CTI = 1, 2, 4, 6, 7
@@ -82,7 +69,7 @@ class MemberCode:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     ok: bool
-    reason: str | None = None
+    reason: Deny | None = None
     code: MemberCode | None = None  # set once the signature checked out, so the member is known
     detail: str = ""
 
@@ -108,20 +95,28 @@ def _decode_cbor(decoder: cbor2.CBORDecoder, data: bytes, what: str) -> Any:
     return value
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_code(text: str) -> MemberCode:
-    """Check structure only; raise MalformedCode naming the first problem."""
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    kid: bytes
+    claims: dict[Any, Any]
+    signed: bytes
+    signature: bytes
+
+
+def _parse_sign1(text: str, prefix: str, max_chars: int) -> _Signed:
+    """Prefix, base45, the COSE_Sign1 layout and its protected header; the claims map decoded."""
     if not isinstance(text, str):
         raise MalformedCode("code is not text")
-    if len(text) > MAX_CODE_CHARS:
-        raise MalformedCode(f"code is {len(text)} characters, over {MAX_CODE_CHARS}")
-    if not text.startswith(PREFIX):
-        raise MalformedCode(f"code does not start with {PREFIX!r}")
+    if len(text) > max_chars:
+        raise MalformedCode(f"code is {len(text)} characters, over {max_chars}")
+    if not text.startswith(prefix):
+        raise MalformedCode(f"code does not start with {prefix!r}")
     try:
-        raw = b45decode(text[len(PREFIX) :])
+        raw = b45decode(text[len(prefix) :])
     except ValueError as exc:
         raise MalformedCode(f"base45: {exc}") from None
     if not raw:
@@ -158,6 +153,14 @@ def parse_code(text: str) -> MemberCode:
     claims = _decode_cbor(decoder, payload, "payload")
     if not isinstance(claims, dict):
         raise MalformedCode("payload is not a map of claims")
+    signed = cbor2.dumps(["Signature1", protected, b"", payload])
+    return _Signed(kid, claims, signed, signature)
+
+
+def parse_code(text: str) -> MemberCode:
+    """Check structure only; raise MalformedCode naming the first problem."""
+    sign1 = _parse_sign1(text, PREFIX, MAX_CODE_CHARS)
+    claims = sign1.claims
     iss = claims.get(_ISS)
     if not isinstance(iss, str):
         raise MalformedCode("iss (1) missing or not text")
@@ -180,13 +183,14 @@ def parse_code(text: str) -> MemberCode:
         if not isinstance(raw_stores, (list, tuple)) or not all(isinstance(s, str) for s in raw_stores):
             raise MalformedCode("st must be an array of text")
         stores = tuple(raw_stores)
-    act = claims.get(_ACT)
-    if _ACT in claims and act not in ACTS:
-        raise MalformedCode(f"act {act!r} is not one of {', '.join(ACTS)}")
-
-    signed = cbor2.dumps(["Signature1", protected, b"", payload])
+    act: Act | None = None
+    if _ACT in claims:
+        raw_act = claims[_ACT]
+        if not isinstance(raw_act, str) or raw_act not in Act.__members__.values():
+            raise MalformedCode(f"act {raw_act!r} is not one of {', '.join(Act)}")
+        act = Act(raw_act)
     return MemberCode(
-        kid=kid,
+        kid=sign1.kid,
         issuer=iss,
         member=sub,
         exp=exp,
@@ -194,9 +198,44 @@ def parse_code(text: str) -> MemberCode:
         cti=cti,
         stores=stores,
         act=act,
-        signed=signed,
-        signature=signature,
+        signed=sign1.signed,
+        signature=sign1.signature,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationList:
+    """A structurally valid `OPR1:` list; trusted only once `verify_revocation` says so."""
+
+    kid: bytes
+    issuer: str
+    iat: int
+    version: int
+    members: frozenset[str]
+    signed: bytes
+    signature: bytes
+
+
+def parse_revocation(text: str, max_members: int) -> RevocationList:
+    """Check an `OPR1:` list's structure; raise MalformedCode naming the first problem."""
+    # 64 chars per member id, plus CBOR overhead, in base45 (x1.5): a generous text bound that
+    # keeps a hostile payload from being decoded at all.
+    sign1 = _parse_sign1(text, REVOCATION_PREFIX, 256 + max_members * 110)
+    claims = sign1.claims
+    iss, iat, version, members = claims.get(_ISS), claims.get(_IAT), claims.get("v"), claims.get("m")
+    if not isinstance(iss, str):
+        raise MalformedCode("iss (1) missing or not text")
+    if not _is_int(iat):
+        raise MalformedCode("iat (6) missing or not an integer")
+    if not _is_int(version) or not 0 <= version <= MAX_VERSION:
+        raise MalformedCode("v missing or not an integer from 0 to 2^63-1")
+    if not isinstance(members, (list, tuple)):
+        raise MalformedCode("m missing or not an array")
+    if len(members) > max_members:
+        raise MalformedCode(f"m has {len(members)} members, over the limit of {max_members}")
+    if not all(isinstance(m, str) and MEMBER_RE.fullmatch(m) for m in members):
+        raise MalformedCode("m must hold member ids (1-64 chars of A-Za-z0-9._-)")
+    return RevocationList(sign1.kid, iss, iat, version, frozenset(members), sign1.signed, sign1.signature)
 
 
 class CodeVerifier:
@@ -208,9 +247,10 @@ class CodeVerifier:
         *,
         issuer: str,
         store: str,
-        max_clock_skew_seconds: int = 60,
-        max_code_ttl_seconds: int = 300,
-        max_command_ttl_seconds: int = 60,
+        max_clock_skew_seconds: int,
+        max_code_ttl_seconds: int,
+        max_command_ttl_seconds: int,
+        command_clock_skew_seconds: int,
     ) -> None:
         self._keys: dict[bytes, Ed25519PublicKey] = {
             name.encode("utf-8"): Ed25519PublicKey.from_public_bytes(raw) for name, raw in keys.items()
@@ -218,61 +258,74 @@ class CodeVerifier:
         self.issuer = issuer
         self.store = store
         self.skew = max_clock_skew_seconds
+        self.command_skew = command_clock_skew_seconds
         self.max_code_ttl = max_code_ttl_seconds
         self.max_command_ttl = max_command_ttl_seconds
 
     def verify(
         self, text: str, now: float, *, revoked: Container[str] = (), command: bool = False
     ) -> Verdict:
+        """Commands get only `command_clock_skew_seconds` of allowance: a command queued at the
+        broker past its ttl must not run (contract §4), so its ttl is not stretched by the
+        minute a phone's camera code gets."""
         try:
             code = parse_code(text)
         except MalformedCode as exc:
-            return Verdict(False, "malformed", detail=str(exc))
+            return Verdict(False, Deny.MALFORMED, detail=str(exc))
         key = self._keys.get(code.kid)
         if key is None:
-            return Verdict(False, "unknown_key", detail=f"kid {code.kid!r} is not trusted")
+            return Verdict(False, Deny.UNKNOWN_KEY, detail=f"kid {code.kid!r} is not trusted")
         try:
             key.verify(code.signature, code.signed)
         except InvalidSignature:
-            return Verdict(False, "bad_signature")
+            return Verdict(False, Deny.BAD_SIGNATURE)
         # From here on the claims are authentic, so the member may be named in the verdict.
         if code.issuer != self.issuer:
-            return Verdict(False, "wrong_issuer", code)
+            return Verdict(False, Deny.WRONG_ISSUER, code)
         max_ttl = self.max_command_ttl if command else self.max_code_ttl
         if code.exp - code.iat > max_ttl:
-            return Verdict(False, "ttl_too_long", code, f"ttl {code.exp - code.iat}s over {max_ttl}s")
-        if code.iat > now + self.skew:
-            return Verdict(False, "not_yet_valid", code)
-        if now > code.exp + self.skew:
-            return Verdict(False, "expired", code)
+            return Verdict(False, Deny.TTL_TOO_LONG, code, f"ttl {code.exp - code.iat}s over {max_ttl}s")
+        skew = self.command_skew if command else self.skew
+        if code.iat > now + skew:
+            return Verdict(False, Deny.NOT_YET_VALID, code)
+        if now > code.exp + skew:
+            return Verdict(False, Deny.EXPIRED, code)
         if code.stores is not None and self.store not in code.stores:
-            return Verdict(False, "wrong_store", code)
+            return Verdict(False, Deny.WRONG_STORE, code)
         if code.member in revoked:
-            return Verdict(False, "revoked", code)
+            return Verdict(False, Deny.REVOKED, code)
         return Verdict(True, None, code)
 
-
-ReuseVerdict = Literal["fresh", "ignored", "replayed"]
-
-
-def classify_reuse(
-    prior_reader: str | None, prior_accepted_at: float | None, reader: str, now: float
-) -> ReuseVerdict:
-    """What a sighting of an already-accepted cti means (contract §1).
-
-    The same reader within 5 s of the first acceptance is the same presentation
-    (a camera sees the phone in many frames); anything else is a replay.
-    """
-    if prior_accepted_at is None:
-        return "fresh"
-    if prior_reader == reader and 0 <= now - prior_accepted_at <= SAME_PRESENTATION_SECONDS:
-        return "ignored"
-    return "replayed"
+    def verify_revocation(self, text: str, max_members: int) -> RevocationList:
+        """Structure, trusted key, signature and issuer of an `OPR1:` list; MalformedCode says why not."""
+        listing = parse_revocation(text, max_members)
+        key = self._keys.get(listing.kid)
+        if key is None:
+            raise MalformedCode(f"kid {listing.kid!r} is not trusted")
+        try:
+            key.verify(listing.signature, listing.signed)
+        except InvalidSignature:
+            raise MalformedCode("bad signature") from None
+        if listing.issuer != self.issuer:
+            raise MalformedCode(f"issuer {listing.issuer!r} is not {self.issuer!r}")
+        return listing
 
 
 def used_code_expiry(code: MemberCode, skew: int) -> float:
     """Until when a cti must be remembered: after that the code is expired anyway."""
     return float(code.exp + skew)
+
+
+def _sign1(private_key: bytes, kid: str, claims: dict[Any, Any], tagged: bool) -> str:
+    protected = cbor2.dumps({_HDR_ALG: ALG_EDDSA, _HDR_KID: kid.encode("utf-8")})
+    payload = cbor2.dumps(claims)
+    signature = Ed25519PrivateKey.from_private_bytes(private_key).sign(
+        cbor2.dumps(["Signature1", protected, b"", payload])
+    )
+    body: Any = [protected, {}, payload, signature]
+    if tagged:
+        body = cbor2.CBORTag(COSE_SIGN1_TAG, body)
+    return b45encode(cbor2.dumps(body))
 
 
 def mint_code(
@@ -293,13 +346,13 @@ def mint_code(
     if stores is not None:
         claims[_STORES] = stores
     if act is not None:
-        claims[_ACT] = act
-    protected = cbor2.dumps({_HDR_ALG: ALG_EDDSA, _HDR_KID: kid.encode("utf-8")})
-    payload = cbor2.dumps(claims)
-    signature = Ed25519PrivateKey.from_private_bytes(private_key).sign(
-        cbor2.dumps(["Signature1", protected, b"", payload])
-    )
-    body: Any = [protected, {}, payload, signature]
-    if tagged:
-        body = cbor2.CBORTag(COSE_SIGN1_TAG, body)
-    return PREFIX + b45encode(cbor2.dumps(body))
+        claims[_ACT] = str(act)
+    return PREFIX + _sign1(private_key, kid, claims, tagged)
+
+
+def mint_revocation(
+    private_key: bytes, *, kid: str, issuer: str, iat: int, version: int, members: list[str]
+) -> str:
+    """Sign a revocation list (contract §4). For the pass service, tests and `doorctl issue-revocation`."""
+    claims: dict[Any, Any] = {_ISS: issuer, _IAT: iat, "v": version, "m": list(members)}
+    return REVOCATION_PREFIX + _sign1(private_key, kid, claims, False)

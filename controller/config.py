@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
+import ssl
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from drivers.gpio import PinWiring
+from drivers.picamera import parse_source
+from drivers.readers import ReaderConfig
+
 DEFAULT_PATH = Path("/etc/doorctl/doorctl.toml")
 DEFAULT_STORAGE = "/var/lib/doorctl/doorctl.db"
 DEFAULT_PREFIX = "officepass/v1"
 
-# gpiozero pin names a technician may write: GPIO17, BCM17, BOARD11, J8:11, WPI0.
-_PIN_RE = re.compile(r"(GPIO|BCM|BOARD|WPI)\d{1,2}|J8:\d{1,2}")
 _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _TOPIC_RE = re.compile(r"[^#+\x00]+")
 _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
@@ -37,64 +42,66 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+# The dataclasses hold parsed values; their defaults are the field specifications' below, and
+# nowhere else. Build a Config with parse_config.
+
+
 @dataclass(frozen=True)
 class DoorConfig:
     store: str
     name: str
-    seats: int = 2
-    session_limit_minutes: int = 120
-    auto_checkout_after_minutes: int = 30
+    seats: int
+    session_limit_minutes: int
+    auto_checkout_after_minutes: int
 
 
 @dataclass(frozen=True)
 class LockConfig:
-    relay_pin: str
-    relay_active_high: bool = True
-    unlock_seconds: float = 5
-    max_unlock_seconds: float = 15
-    door_sensor_pin: str | None = None
+    relay_pin: str  # pins as gpiozero names them: GPIO17 (whatever alias the file used)
+    relay_active_high: bool
+    unlock_seconds: float
+    max_unlock_seconds: float
+    door_held_seconds: float
+    door_sensor_pin: str | None = None  # optional inputs: None = not fitted
     exit_button_pin: str | None = None
     fire_alarm_pin: str | None = None
     lock_sensor_pin: str | None = None
-    door_held_seconds: float = 30
 
-
-@dataclass(frozen=True)
-class ReaderConfig:
-    name: str
-    type: str  # camera | serial
-    side: str  # entry | exit
-    source: str | int | None = None  # camera
-    port: str | None = None  # serial
-    baudrate: int = 9600
+    @property
+    def wiring(self) -> PinWiring:
+        return PinWiring(self.relay_pin, self.relay_active_high, self.door_sensor_pin, self.exit_button_pin,
+                         self.fire_alarm_pin, self.lock_sensor_pin)
 
 
 @dataclass(frozen=True)
 class CredentialsConfig:
     keys: dict[str, bytes]
-    issuer: str = "officepass"
-    max_clock_skew_seconds: int = 60
-    max_code_ttl_seconds: int = 300
-    max_command_ttl_seconds: int = 60
+    issuer: str
+    max_clock_skew_seconds: int
+    max_code_ttl_seconds: int
+    max_command_ttl_seconds: int
+    command_clock_skew_seconds: int
+    commands_need_synced_clock: bool
+    max_revoked_members: int
 
 
 @dataclass(frozen=True)
 class MqttConfig:
     host: str
     port: int
-    tls: bool = True
-    ca_file: str | None = None
+    tls: bool
+    topic_prefix: str
+    home_assistant: bool
+    ca_file: str | None = None  # optional files and names: None = not set
     cert_file: str | None = None
     key_file: str | None = None
     username: str | None = None
     password_file: str | None = None
-    topic_prefix: str = DEFAULT_PREFIX
-    home_assistant: bool = False
 
 
 @dataclass(frozen=True)
 class StorageConfig:
-    path: str = DEFAULT_STORAGE
+    path: str
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,8 @@ class Field:
 
 def _range(lo: float | None = None, hi: float | None = None) -> Check:
     def check(v: Any) -> str | None:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "must be a finite number"
         if lo is not None and v < lo:
             return f"must be at least {lo}"
         if hi is not None and v > hi:
@@ -144,9 +153,35 @@ def _nonempty(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
-def _camera_source(v: str | int) -> str | None:
-    from drivers.picamera import parse_source
+@cache
+def _header() -> Any:
+    # The 40-pin header every supported Pi shares, as gpiozero knows it: the same names, aliases
+    # (BCM17, BOARD11, J8:11, WPI0) and non-GPIO pins (3V3, GND) the door's pin factory will see.
+    from gpiozero.pins.mock import MockFactory
 
+    return MockFactory().board_info
+
+
+def gpio_name(pin: str) -> str:
+    """The GPIO a pin name means (GPIO17 for BCM17, BOARD11, J8:11...); ValueError why not."""
+    found = list(_header().find_pin(pin))
+    if not found:
+        raise ValueError(f"{pin!r} is not a pin gpiozero knows (write GPIO17, BCM17 or BOARD11)")
+    name = str(found[0][1].name)
+    if not name.startswith("GPIO"):
+        raise ValueError(f"{pin!r} is header pin {name}, not a GPIO")
+    return name
+
+
+def _pin(v: str) -> str | None:
+    try:
+        gpio_name(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _camera_source(v: str | int) -> str | None:
     if isinstance(v, int):
         return None if v >= 0 else "a device index is 0 or more"
     if not v.strip():
@@ -159,7 +194,7 @@ def _camera_source(v: str | int) -> str | None:
 
 
 _STR, _INT, _BOOL, _NUM = (str,), (int,), (bool,), (int, float)
-_PIN = Field(_STR, check=_regex(_PIN_RE, "a gpiozero pin name such as GPIO17"))
+_PIN = Field(_STR, check=_pin)
 _ID = _regex(_ID_RE, "1-64 characters of A-Za-z0-9._-")
 
 DOOR_FIELDS = {
@@ -170,7 +205,7 @@ DOOR_FIELDS = {
     "auto_checkout_after_minutes": Field(_INT, default=30, check=_range(0, 7 * 24 * 60)),
 }
 LOCK_FIELDS = {
-    "relay_pin": Field(_STR, required=True, check=_PIN.check),
+    "relay_pin": Field(_STR, required=True, check=_pin),
     "relay_active_high": Field(_BOOL, default=True),
     "unlock_seconds": Field(_NUM, default=5, check=_range(0.2, 60)),
     "max_unlock_seconds": Field(_NUM, default=15, check=_range(0.5, 120)),
@@ -197,6 +232,12 @@ CREDENTIAL_FIELDS = {
     "max_clock_skew_seconds": Field(_INT, default=60, check=_range(0, 3600)),
     "max_code_ttl_seconds": Field(_INT, default=300, check=_range(1, 86400)),
     "max_command_ttl_seconds": Field(_INT, default=60, check=_range(1, 86400)),
+    # How far the door's clock may disagree with the issuer's for a command (not 60 s as for a
+    # code shown at the door: a command older than its ttl must not run), and whether a door whose
+    # clock NTP has not synchronized refuses commands rather than guess.
+    "command_clock_skew_seconds": Field(_INT, default=5, check=_range(0, 60)),
+    "commands_need_synced_clock": Field(_BOOL, default=True),
+    "max_revoked_members": Field(_INT, default=100_000, check=_range(1, 10_000_000)),
 }
 MQTT_FIELDS = {
     "host": Field(_STR, required=True, check=_nonempty),
@@ -214,6 +255,7 @@ MQTT_FIELDS = {
 }
 STORAGE_FIELDS = {"path": Field(_STR, default=DEFAULT_STORAGE, check=_nonempty)}
 SECTIONS = {"door", "lock", "reader", "credentials", "mqtt", "storage"}
+PIN_KEYS = ("relay_pin", "door_sensor_pin", "exit_button_pin", "fire_alarm_pin", "lock_sensor_pin")
 
 
 def _type_name(kind: tuple[type, ...]) -> str:
@@ -281,16 +323,20 @@ def parse_config(doc: dict[str, Any], source_path: Path | None = None) -> Config
         r.problems.append("lock: required section [lock] is missing")
     lock = r.table(lock_raw or {}, "lock", LOCK_FIELDS) if lock_raw is not None else {}
     if lock:
-        if lock.get("unlock_seconds", 5) > lock.get("max_unlock_seconds", 15):
-            r.problems.append("lock.unlock_seconds: must not exceed lock.max_unlock_seconds")
+        if (
+            "unlock_seconds" in lock and "max_unlock_seconds" in lock
+            and lock["unlock_seconds"] > lock["max_unlock_seconds"]
+        ):
+            r.problems.append("lock.unlock_seconds: must not exceed lock.max_unlock_seconds "
+                              f"({lock['unlock_seconds']} > {lock['max_unlock_seconds']})")
         pins: dict[str, str] = {}
-        for key in ("relay_pin", "door_sensor_pin", "exit_button_pin", "fire_alarm_pin", "lock_sensor_pin"):
-            pin = lock.get(key)
-            if pin is None:
+        for key in PIN_KEYS:
+            if key not in lock:
                 continue
-            if pin in pins:
-                r.problems.append(f"lock.{key}: pin {pin} is already used by lock.{pins[pin]}")
-            pins[pin] = key
+            gpio = lock[key] = gpio_name(lock[key])  # one name per GPIO, whatever alias was written
+            if gpio in pins:
+                r.problems.append(f"lock.{key}: {gpio} is already used by lock.{pins[gpio]}")
+            pins[gpio] = key
 
     readers = _readers(r, doc.get("reader", []))
     credentials = _credentials(r, doc)
@@ -299,7 +345,8 @@ def parse_config(doc: dict[str, Any], source_path: Path | None = None) -> Config
     mqtt_raw = r.section(doc, "mqtt")
     if mqtt_raw is not None:
         mqtt = r.table(mqtt_raw, "mqtt", MQTT_FIELDS)
-        mqtt.setdefault("port", 8883 if mqtt.get("tls", True) else 1883)
+        if "tls" in mqtt:
+            mqtt.setdefault("port", 8883 if mqtt["tls"] else 1883)
         if ("cert_file" in mqtt) != ("key_file" in mqtt):
             r.problems.append("mqtt.cert_file: cert_file and key_file go together")
         if "password_file" in mqtt and "username" not in mqtt:
@@ -311,19 +358,23 @@ def parse_config(doc: dict[str, Any], source_path: Path | None = None) -> Config
         # A relative journal path is relative to the config file, not to wherever doorctl ran.
         storage["path"] = str((source_path.parent / storage["path"]).resolve())
 
-    if r.problems:
-        raise ConfigError(r.problems)
+    if r.problems or credentials is None:
+        raise ConfigError(r.problems or ["credentials: missing"])
     return Config(
         door=DoorConfig(**door),
         lock=LockConfig(**lock),
         readers=tuple(readers),
-        credentials=credentials,  # type: ignore[arg-type]  # set whenever there are no problems
-        mqtt=MqttConfig(**{k: (v or None) if k in _OPTIONAL_TEXT else v for k, v in mqtt.items()})
-        if mqtt is not None
-        else None,
+        credentials=credentials,
+        mqtt=None if mqtt is None else _mqtt_config(mqtt),
         storage=StorageConfig(**storage),
         source_path=source_path,
     )
+
+
+def _mqtt_config(values: dict[str, Any]) -> MqttConfig:
+    # Empty strings in the optional keys mean "not set", as the contract's example writes them.
+    cleaned: dict[str, Any] = {k: (v or None) if k in _OPTIONAL_TEXT else v for k, v in values.items()}
+    return MqttConfig(**cleaned)
 
 
 # Empty strings in these keys mean "not set", as the contract's example writes them.
@@ -367,6 +418,7 @@ def _credentials(r: _Reader, doc: dict[str, Any]) -> CredentialsConfig | None:
         if "credentials" not in doc:
             r.problems.append("credentials: required section [credentials] is missing")
         return None
+    before = len(r.problems)
     keys_raw = raw.get("keys")
     values = r.table({k: v for k, v in raw.items() if k != "keys"}, "credentials", CREDENTIAL_FIELDS)
     keys: dict[str, bytes] = {}
@@ -399,6 +451,8 @@ def _credentials(r: _Reader, doc: dict[str, Any]) -> CredentialsConfig | None:
             keys[kid] = key
         if not keys_raw:
             r.problems.append("credentials.keys: at least one trusted key is required")
+    if len(r.problems) > before:
+        return None
     return CredentialsConfig(keys=keys, **values)
 
 
@@ -418,13 +472,53 @@ def load_config(path: str | Path) -> Config:
     return parse_config(doc, source_path=p)
 
 
-def referenced_file_problems(config: Config) -> list[str]:
-    """Files the config points at that are not there: checked by check-config, not by the loader,
-    so a config can be prepared before its certificates are copied in."""
+@dataclass(frozen=True)
+class MqttCredentials:
+    """The files [mqtt] points at, loaded: what the cloud link connects with."""
+
+    tls: ssl.SSLContext | None
+    username: str | None
+    password: str | None
+
+
+def load_mqtt_credentials(mqtt: MqttConfig) -> MqttCredentials:
+    """Load every file the [mqtt] section names, exactly as the daemon uses them.
+
+    Raises ConfigError naming each key whose file is missing, unreadable or not what it should be.
+    `doorctl check-config` calls this, and so does the daemon, which then runs offline with the
+    `cloud_config` alarm instead of dying over a bad certificate.
+    """
     problems: list[str] = []
-    if config.mqtt is not None:
-        for key in ("ca_file", "cert_file", "key_file", "password_file"):
-            value = getattr(config.mqtt, key)
-            if value and not Path(value).is_file():
-                problems.append(f"mqtt.{key}: file {value} does not exist")
-    return problems
+    context: ssl.SSLContext | None = None
+    if mqtt.tls:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if mqtt.ca_file:
+            try:
+                context.load_verify_locations(cafile=mqtt.ca_file)
+            except FileNotFoundError:
+                problems.append(f"mqtt.ca_file: file {mqtt.ca_file} does not exist")
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                problems.append(f"mqtt.ca_file: {mqtt.ca_file} is not a PEM CA certificate ({exc})")
+        if mqtt.cert_file and mqtt.key_file:
+            for key in ("cert_file", "key_file"):
+                if not Path(getattr(mqtt, key)).is_file():
+                    problems.append(f"mqtt.{key}: file {getattr(mqtt, key)} does not exist")
+            if not problems:
+                try:
+                    context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
+                except (ssl.SSLError, OSError, ValueError) as exc:
+                    problems.append(f"mqtt.cert_file: {mqtt.cert_file} with mqtt.key_file {mqtt.key_file} "
+                                    f"is not a PEM certificate and its key ({exc})")
+    password: str | None = None
+    if mqtt.password_file:
+        try:
+            password = Path(mqtt.password_file).read_bytes().decode("utf-8").strip()
+        except FileNotFoundError:
+            problems.append(f"mqtt.password_file: file {mqtt.password_file} does not exist")
+        except UnicodeDecodeError:
+            problems.append(f"mqtt.password_file: {mqtt.password_file} is not UTF-8 text")
+        except OSError as exc:
+            problems.append(f"mqtt.password_file: cannot read {mqtt.password_file} ({exc.strerror})")
+    if problems:
+        raise ConfigError(problems)
+    return MqttCredentials(context, mqtt.username, password)

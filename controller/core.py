@@ -1,58 +1,108 @@
-"""DoorCore: the verifier, the decision function and the journal, joined in one place.
+"""DoorCore: runs the pure door machine and applies its effects, in one fixed order.
 
-The reactor (one thread) owns a DoorCore and calls it for everything that can
-change the door's state. Every call journals the decision and its events in
-one transaction and only then returns, so a caller that moves the relay on
-`decision.unlock` never moves it for something the journal does not hold.
+The reactor (one thread) owns a DoorCore and hands it every input. For each input:
+
+1. `next_state` decides (pure).
+2. Effects are applied in this order:
+   * a `Journal` effect that *gates* (a code's decision) is written first; if the disk refuses,
+     nothing of that decision takes effect: the door enters its degraded state (`journal_error`)
+     and the code is decided again, which refuses it `journal_error`;
+   * the relay (`Energize`, `Deenergize`, `Hold`);
+   * a `Journal` effect that does not gate (exit button, fire, sensors, alarms) is written after
+     the relay moved: the door opens whatever the disk does. If the write fails, the events wait
+     in memory (bounded) and are written when the journal works again;
+   * listeners (the cloud link: outbox drain, retained status), after the relay.
+
+Verification and the used-code memory sit in front of the machine: the machine sees a verified,
+unused code (`CodeRequest`) or the reason it was refused (`CodeRejected`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Protocol
 
 from controller.clock import DoorClock
-from controller.codes import (
-    SAME_PRESENTATION_SECONDS,
-    CodeVerifier,
-    MemberCode,
-    classify_reuse,
-    used_code_expiry,
-)
+from controller.codes import CodeVerifier, MemberCode, used_code_expiry
 from controller.config import Config
 from controller.decision import (
+    CodeRejected,
+    CodeRequest,
     Decision,
+    Deenergize,
     DoorState,
+    Energize,
     Event,
-    ExitRequest,
+    Hold,
     Input,
+    Journal,
+    JournalHealth,
+    Now,
     Policy,
-    Rejected,
-    Request,
+    Publish,
+    Step,
     Tick,
     next_due,
     next_state,
     vacancy_symbol,
 )
-from controller.journal import Journal, JournaledEvent, JournalError, UsedCode
+from controller.journal import Journal as JournalFile
+from controller.journal import JournaledEvent, JournalError, UsedCode
+from controller.vocab import Deny, Side
+from drivers.presentation import PresentationWindow
 
 log = logging.getLogger("doorctl.core")
 
-Side = Literal["entry", "exit", "remote"]
-JOURNAL_FAILED = Decision(False, reason="journal_error")
+# Events that could not be journaled (disk full) wait in memory for the disk, up to this many;
+# past it the oldest are dropped with an error line (each was also logged when it happened).
+MAX_UNJOURNALED = 10_000
+
+
+class RelayPort(Protocol):
+    """What the core needs of the relay guard."""
+
+    def energize(self) -> None: ...
+    def release(self) -> None: ...
+    def hold(self, active: bool) -> None: ...
+
+
+def policy_for(config: Config) -> Policy:
+    door, lock = config.door, config.lock
+    return Policy(
+        seats=door.seats,
+        session_limit_seconds=door.session_limit_minutes * 60.0,
+        auto_checkout_after_seconds=door.auto_checkout_after_minutes * 60.0,
+        unlock_seconds=float(lock.unlock_seconds),
+        door_held_seconds=float(lock.door_held_seconds),
+        has_lock_sensor=lock.lock_sensor_pin is not None,
+    )
+
+
+def verifier_for(config: Config) -> CodeVerifier:
+    creds = config.credentials
+    return CodeVerifier(
+        creds.keys,
+        issuer=creds.issuer,
+        store=config.door.store,
+        max_clock_skew_seconds=creds.max_clock_skew_seconds,
+        max_code_ttl_seconds=creds.max_code_ttl_seconds,
+        max_command_ttl_seconds=creds.max_command_ttl_seconds,
+        command_clock_skew_seconds=creds.command_clock_skew_seconds,
+    )
 
 
 @dataclass(frozen=True)
 class Handled:
     """What became of one input."""
 
-    decision: Decision | None  # None: ignored (same presentation), nothing journaled
+    decision: Decision | None  # None: ignored (the same presentation), nothing journaled
     events: list[JournaledEvent] = field(default_factory=list)
     code: MemberCode | None = None
-    redelivery: bool = False  # a command already executed: `decision` is its first result
+    redelivery: bool = False  # a command already decided: `decision` is its first answer
 
     @property
     def ignored(self) -> bool:
@@ -63,161 +113,231 @@ class DoorCore:
     def __init__(
         self,
         config: Config,
-        journal: Journal,
+        journal: JournalFile,
+        relay: RelayPort,
         clock: DoorClock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        creds = config.credentials
         self.config = config
         self.journal = journal
+        self.relay = relay
         self.clock = clock or DoorClock(journal.time_floor())
         self.clock.raise_floor(journal.time_floor())
-        self.policy = Policy.from_minutes(
-            config.door.seats, config.door.session_limit_minutes, config.door.auto_checkout_after_minutes
-        )
-        self.verifier = CodeVerifier(
-            creds.keys,
-            issuer=creds.issuer,
-            store=config.door.store,
-            max_clock_skew_seconds=creds.max_clock_skew_seconds,
-            max_code_ttl_seconds=creds.max_code_ttl_seconds,
-            max_command_ttl_seconds=creds.max_command_ttl_seconds,
-        )
+        self.policy = policy_for(config)
+        self.verifier = verifier_for(config)
         self.state: DoorState = journal.load_state()
+        self._committed: DoorState = self.state  # what the journal holds
+        self._unjournaled: deque[Event] = deque()
         self.revoked: frozenset[str] = journal.revoked()
+        # Read by the revocation verifier's thread to skip lists that are not newer.
+        self.revocation_version: int | None = journal.revocation_version()
         self._monotonic = monotonic
-        # A rejected code held in front of a camera is seen in every frame: one denial per
-        # presentation, as for accepted codes. Keyed by (reader, text); monotonic seconds.
-        self._recent_denials: dict[tuple[str, str], float] = {}
-        # Called on the reactor thread after every commit, with what was journaled (the cloud
-        # link drains its outbox and republishes seats and sessions from here).
+        self._presentations = PresentationWindow()
+        # Called on the reactor thread after the relay moved, with what was journaled (the cloud
+        # link drains its outbox from here) ...
         self.listeners: list[Callable[[list[JournaledEvent]], None]] = []
+        # ... and when what the status shows changed.
+        self.on_publish: list[Callable[[], None]] = []
 
-    def _notify(self, events: list[JournaledEvent]) -> None:
-        for listener in self.listeners:
-            try:
-                listener(events)
-            except Exception:
-                log.exception("journal listener failed")
+    def now(self) -> Now:
+        return Now(self.clock.now(), self._monotonic())
 
     # --- inputs -----------------------------------------------------------------------
 
     def present(self, text: str, reader: str, side: Side) -> Handled:
-        """A code seen by a reader (or received as a remote command)."""
-        now = self.clock.now()
-        verdict = self.verifier.verify(text, now, revoked=self.revoked, command=side == "remote")
+        """A code seen by a reader, or received as a remote command (side REMOTE)."""
+        remote = side is Side.REMOTE
+        # A camera sees the phone in many frames: one decision per presentation. Commands are not
+        # presentations: a redelivered command gets its first answer below, however soon.
+        if not remote and self._presentations.seen_recently((reader, text), self._monotonic()):
+            return Handled(None)
+        door_time = self.clock.now()
+        verdict = self.verifier.verify(text, door_time, revoked=self.revoked, command=remote)
         code = verdict.code
-        if not verdict.ok:
-            if self._repeat_denial(reader, text):
-                return Handled(None, code=code)
-            cti = code.cti if code else None
-            log.info("denied %s at %s: %s %s", verdict.member or "-", reader, verdict.reason, verdict.detail)
-            return self._apply(Rejected(verdict.reason or "malformed", side, verdict.member, cti), now, code)
-
-        assert code is not None
-        prior = self.journal.used_code(code.cti)
-        if side == "remote" and prior is not None and prior.result is not None:
-            # QoS 1 redelivery of a command already executed: answer as the first time, however
-            # soon it comes (the same-presentation window is for cameras, not commands).
+        prior = self.journal.used_code(code.cti) if code is not None else None
+        if remote and prior is not None and prior.result is not None:
             return Handled(Decision(**prior.result), code=code, redelivery=True)
-        reuse = classify_reuse(
-            prior.reader if prior else None, prior.accepted_at if prior else None, reader, now
-        )
-        if reuse == "ignored":
-            return Handled(None, code=code)
-        if reuse == "replayed":
-            if self._repeat_denial(reader, text):
-                return Handled(None, code=code)
-            return self._apply(Rejected("replayed", side, code.member, code.cti), now, code)
-
+        if not verdict.ok or code is None:
+            reason = verdict.reason or Deny.MALFORMED
+            log.info("denied %s at %s: %s %s", verdict.member or "-", reader, reason, verdict.detail)
+            return self._decide(CodeRejected(reason, side, verdict.member, code.cti if code else None),
+                                code, reader)
+        if prior is not None:
+            return self._decide(CodeRejected(Deny.REPLAYED, side, code.member, code.cti), code, reader)
+        if remote and self.config.credentials.commands_need_synced_clock and not self.clock.synced():
+            # Without a synchronized clock the door cannot tell a fresh command from one queued
+            # at the broker for minutes: it refuses rather than guess (contract §4).
+            return self._decide(CodeRejected(Deny.CLOCK_UNSYNCED, side, code.member, code.cti), code, reader)
         self.clock.raise_floor(code.iat)
-        request = Request(code.member, side, code.act, code.cti)
-        return self._apply(request, now, code, reader=reader)
+        return self._decide(CodeRequest(code.member, side, code.act, code.cti), code, reader)
 
-    def exit_button(self) -> Handled:
-        return self._apply(ExitRequest(), self.clock.now(), None)
+    def handle(self, inp: Input) -> Handled:
+        """A pin edge, reader or journal health, a relay trip, a tick."""
+        decision, events = self._step(inp)
+        return Handled(decision, events)
 
     def tick(self) -> Handled:
-        """Let time pass: warnings, overstays, auto-checkouts. Journals nothing when nothing is due."""
-        now = self.clock.now()
-        due = next_due(self.state, self.policy)
-        if due is None or now < due:
+        """Let time pass: pulse ends, alarm timers, session deadlines; and the journal's health."""
+        self._probe_journal()
+        now = self.now()
+        door_due, mono_due = next_due(self.state, self.policy)
+        if (door_due is None or now.door < door_due) and (mono_due is None or now.mono < mono_due):
             return Handled(Decision(True))
-        return self._apply(Tick(), now, None)
+        return self.handle(Tick())
 
-    def record(self, *events: Event) -> list[JournaledEvent]:
-        """Journal hardware and system events (alarms, watchdog trips): no session changes.
+    def next_mono_due(self) -> float | None:
+        return next_due(self.state, self.policy)[1]
 
-        A journal that refuses is logged; the alarm itself still stands in the door's status.
-        """
-        try:
-            written = self.journal.commit(self.state, self.state, events, now=self.clock.now())
-        except JournalError as exc:
-            log.error("events %s not journaled: %s", [e.type for e in events], exc)
-            return []
-        for ev in written:
-            log.info("event seq=%d %s source=%s %s", ev.seq, ev.type, ev.source, ev.fields or "")
-        self._notify(written)
-        return written
-
-    def set_revoked(self, version: int, members: list[str]) -> bool:
-        """Apply a revocation list; older versions than the one held are ignored."""
-        current = self.journal.revocation_version()
-        if current is not None and version < current:
-            return False
+    def set_revoked(self, version: int, members: frozenset[str]) -> None:
+        """Apply a verified revocation list (the caller checked signature and version)."""
         self.journal.set_revoked(version, members)
-        self.revoked = frozenset(members)
-        self.record(Event("revocation_applied", None, "system", None,
-                          {"version": version, "count": len(members)}))
-        return True
+        self.revoked = members
+        self.revocation_version = version
 
-    # --- internals --------------------------------------------------------------------
+    # --- applying a step ----------------------------------------------------------------
 
-    def _repeat_denial(self, reader: str, text: str) -> bool:
-        mono = self._monotonic()
-        if len(self._recent_denials) > 256:
-            cutoff = mono - SAME_PRESENTATION_SECONDS
-            self._recent_denials = {k: t for k, t in self._recent_denials.items() if t >= cutoff}
-        key = (reader, text)
-        first = self._recent_denials.get(key)
-        if first is not None and mono - first <= SAME_PRESENTATION_SECONDS:
-            return True
-        self._recent_denials[key] = mono
-        return False
+    def _decide(self, inp: CodeRequest | CodeRejected, code: MemberCode | None, reader: str) -> Handled:
+        decision, events = self._step(inp, code=code, reader=reader)
+        return Handled(decision, events, code)
 
-    def _apply(self, inp: Input, now: float, code: MemberCode | None, reader: str | None = None) -> Handled:
-        outcome = next_state(self.state, inp, now, self.policy)
-        decision = outcome.decision
-        used: UsedCode | None = None
-        if code is not None and isinstance(inp, Request):
-            remote = inp.source == "remote"
-            # A code shown to a reader is spent only when it did something; a denied one (the
-            # store was full) may be shown again. A command's cti is spent either way, so a
-            # redelivery gets the first answer.
-            if decision.ok or remote:
-                result = (
-                    {"ok": decision.ok, "unlock": decision.unlock, "result": decision.result,
-                     "reason": decision.reason}
-                    if remote
-                    else None
-                )
-                expiry = used_code_expiry(code, self.verifier.skew)
-                used = UsedCode(code.cti, reader or inp.source, now, expiry, result)
-        try:
-            events = self.journal.commit(
-                self.state, outcome.state, outcome.events, now=now, used_code=used, floor=self.clock.floor
-            )
-        except JournalError as exc:
-            # Nothing was written, so nothing may take effect: no unlock, state unchanged.
-            log.error("decision not taken, journal refused it: %s", exc)
-            return Handled(JOURNAL_FAILED, code=code)
-        self.state = outcome.state
-        for ev in events:
+    def _step(
+        self, inp: Input, *, code: MemberCode | None = None, reader: str | None = None
+    ) -> tuple[Decision | None, list[JournaledEvent]]:
+        now = self.now()
+        step = next_state(self.state, inp, now, self.policy)
+        journal = next((e for e in step.effects if isinstance(e, Journal)), None)
+        decision = step.decision
+        used = self._spend(inp, code, decision, reader, now) if decision is not None else None
+        written: list[JournaledEvent] = []
+        if journal is not None and journal.gates:
+            try:
+                written = self._commit(step.state, journal.events, now, used)
+            except JournalError as exc:
+                # Nothing was written, so nothing of this decision may happen: degrade, decide again.
+                log.error("journal refused a decision, the door is degraded: %s", exc)
+                self._apply(next_state(self.state, JournalHealth(False, str(exc)), now, self.policy))
+                return self._step(inp, code=code, reader=reader)
+        self.state = step.state
+        self._apply(step)
+        if journal is not None and not journal.gates:
+            written = self._commit_after(step.state, journal.events, now, used)
+        self._announce(step, written)
+        return decision, written
+
+    def _apply(self, step: Step) -> None:
+        """The relay effects of a step (and its state, for steps that only degrade)."""
+        self.state = step.state
+        for effect in step.effects:
+            match effect:
+                case Energize():
+                    self.relay.energize()
+                case Deenergize():
+                    self.relay.release()
+                case Hold(active=active):
+                    self.relay.hold(active)
+                case _:
+                    pass
+
+    def _announce(self, step: Step, written: list[JournaledEvent]) -> None:
+        for ev in written:
             log.info("event seq=%d %s member=%s source=%s reason=%s", ev.seq, ev.type, ev.member,
                      ev.source, ev.reason)
-        if events:
-            self._notify(events)
-        return Handled(decision, events, code)
+        if written:
+            for listener in self.listeners:
+                self._guarded(listener, written)
+        if any(isinstance(e, Publish) for e in step.effects):
+            for publish in self.on_publish:
+                self._guarded(publish)
+
+    @staticmethod
+    def _guarded(fn: Callable[..., None], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("listener %r failed; the door goes on", fn)
+
+    def _spend(
+        self, inp: Input, code: MemberCode | None, decision: Decision, reader: str | None, now: Now
+    ) -> UsedCode | None:
+        """The used-code row this decision writes, if any.
+
+        A code shown to a reader is spent only when it did something: one refused because the store
+        was full may be shown again. A command's cti is spent either way, with its answer, so a
+        redelivery gets the first answer.
+        """
+        if code is None or not isinstance(inp, CodeRequest | CodeRejected):
+            return None
+        remote = inp.side is Side.REMOTE
+        replayed = isinstance(inp, CodeRejected) and inp.reason is Deny.REPLAYED  # spent before
+        if replayed or not (decision.ok or remote):
+            return None
+        result = (
+            {"ok": decision.ok, "unlock": decision.unlock, "result": decision.result,
+             "reason": decision.reason}
+            if remote
+            else None
+        )
+        return UsedCode(code.cti, reader or inp.side, now.door, used_code_expiry(code, self.verifier.skew),
+                        result)
+
+    def _commit(self, after: DoorState, events: tuple[Event, ...], now: Now,
+                used: UsedCode | None) -> list[JournaledEvent]:
+        written = self.journal.commit(self._committed, after, events, now=now.door, used_code=used,
+                                      floor=self.clock.floor)
+        self._committed = after
+        return written
+
+    def _commit_after(self, after: DoorState, events: tuple[Event, ...], now: Now,
+                      used: UsedCode | None) -> list[JournaledEvent]:
+        """Journal what already happened; on failure keep it for later and degrade."""
+        try:
+            pending = (*self._unjournaled, *events)
+            written = self._commit(after, pending, now, used)
+        except JournalError as exc:
+            for ev in events:
+                log.error("not journaled (kept until the journal works): %s member=%s source=%s reason=%s",
+                          ev.type, ev.member, ev.source, ev.reason)
+                self._keep(ev)
+            if self.state.journal_ok:
+                log.error("journal write failed, the door is degraded: %s", exc)
+                degraded = next_state(self.state, JournalHealth(False, str(exc)), now, self.policy)
+                self._apply(degraded)
+                self._announce(degraded, [])
+            return []
+        self._unjournaled.clear()
+        return written
+
+    def _keep(self, ev: Event) -> None:
+        if len(self._unjournaled) >= MAX_UNJOURNALED:
+            dropped = self._unjournaled.popleft()
+            log.error("dropping an unjournaled %s event: over %d waiting", dropped.type, MAX_UNJOURNALED)
+        self._unjournaled.append(ev)
+
+    def _probe_journal(self) -> None:
+        """Once a tick: is the journal file still ours, and does a degraded journal work again?"""
+        try:
+            self.journal.check_identity()
+        except JournalError as exc:
+            if self.journal.restore_file():
+                log.warning("journal file was deleted under the door; written back from the open copy")
+            elif self.state.journal_ok:
+                log.error("%s", exc)
+                now = self.now()
+                degraded = next_state(self.state, JournalHealth(False, str(exc)), now, self.policy)
+                self._apply(degraded)
+                self._announce(degraded, [])
+                return
+        if self.state.journal_ok:
+            return
+        now = self.now()
+        try:
+            written = self._commit(self.state, tuple(self._unjournaled), now, None)
+        except JournalError:
+            return
+        self._unjournaled.clear()
+        self._announce(Step(self.state, ()), written)
+        log.warning("journal writes succeed again: %d waiting events written", len(written))
+        self.handle(JournalHealth(True))
 
     # --- views ------------------------------------------------------------------------
 
@@ -230,3 +350,7 @@ class DoorCore:
             "available": available,
             "symbol": vacancy_symbol(available),
         }
+
+    @property
+    def unjournaled(self) -> int:
+        return len(self._unjournaled)

@@ -1,24 +1,44 @@
-"""`doorctl run`: wire the journal, the decision core and the reactor together."""
+"""`doorctl run`: the pins, the journal, the door core, the readers and the cloud link, around one reactor.
+
+Threads: gpiozero's pin callbacks, the relay guard, the readers, paho and the status socket only
+post work to the reactor (door inputs in its urgent lane); the reactor thread runs everything
+that reads or changes the door's state.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
+from typing import IO, Any
 
 from controller.cloud import CloudSync
-from controller.config import Config
+from controller.config import Config, ConfigError, load_mqtt_credentials
 from controller.core import DoorCore
-from controller.decision import Event
-from controller.journal import Journal, JournalError
-from controller.lock import LockController
+from controller.decision import (
+    BoltSensor,
+    CloudProblem,
+    DoorSensor,
+    ExitButton,
+    FireInput,
+    Input,
+    ReaderHealth,
+    RelayTripped,
+    Sensed,
+)
+from controller.journal import Journal, JournalError, rfc3339
 from controller.reactor import Reactor
 from controller.sdnotify import Notifier
 from controller.status_socket import StatusServer, status_socket_path
+from controller.vocab import Side
 from drivers.gpio import DoorPins
 from drivers.platform import Platform
 from drivers.readers import CodeReader
@@ -29,6 +49,7 @@ log = logging.getLogger("doorctl")
 TICK_SECONDS = 1.0
 FLOOR_SAVE_SECONDS = 60.0
 PRUNE_SECONDS = 3600.0
+EXIT_ALREADY_RUNNING = 2
 
 
 def setup_logging() -> None:
@@ -38,49 +59,89 @@ def setup_logging() -> None:
     )
 
 
+class AlreadyRunning(Exception):
+    pass
+
+
+def lock_path(storage_path: str) -> Path:
+    return Path(storage_path).parent / "doorctl.lock"
+
+
+def take_instance_lock(storage_path: str) -> IO[str]:
+    """One daemon per state directory: an exclusive flock held for the process's life.
+
+    Raises AlreadyRunning naming the pid that holds it. Taken before anything is touched (pins,
+    journal, sockets), so a second daemon changes nothing.
+    """
+    path = lock_path(storage_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlreadyRunning(f"another doorctl (pid {holder}) already runs on {path.parent}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 class DoorDaemon:
     def __init__(self, config: Config, platform: Platform) -> None:
         self.config = config
         self.platform = platform
         # The relay first: it is driven off before the journal, readers or network exist.
-        self.pins = DoorPins.open(config.lock, platform.pin_factory)
+        self.pins = DoorPins.open(config.lock.wiring, platform.pin_factory)
         self.reactor = Reactor()
         self.guard = RelayGuard(
             self.pins.relay,
             config.lock.max_unlock_seconds,
-            on_trip=lambda on_for: self.reactor.post(lambda: self.lock.relay_tripped(on_for)),
+            on_trip=lambda on_for: self._urgent(RelayTripped(on_for, config.lock.max_unlock_seconds)),
         )
         self.notifier = Notifier()
         self.journal = Journal(config.storage.path)
-        self.core = DoorCore(config, self.journal)
-        self.lock = LockController(config.lock, self.pins, self.guard, self.reactor, self.core)
+        self.core = DoorCore(config, self.journal, self.guard)
         self.readers = [platform.make_reader(r) for r in config.readers]
-        self.reader_health: dict[str, str] = {r.name: "ok" for r in self.readers}
         self.cloud: CloudSync | None = None
+        self._cloud_problem: str | None = None
         if config.mqtt is not None:
-            self.cloud = CloudSync(config, self.reactor, self.core, self.status_fields, self.lock.unlock)
-            cloud = self.cloud
-            self.core.listeners.append(lambda events: (cloud.drain(), cloud.state_changed()))
-            self.lock.on_change = cloud.state_changed
+            try:
+                credentials = load_mqtt_credentials(config.mqtt)
+            except ConfigError as exc:
+                # A bad certificate or password file must not keep the door from working: offline,
+                # with the cloud_config alarm naming the key.
+                self._cloud_problem = "; ".join(exc.problems)
+                log.error("cloud link not started, the door runs offline: %s", self._cloud_problem)
+            else:
+                self.cloud = CloudSync(config, credentials, self.reactor, self.core, self.status_fields)
+                cloud = self.cloud
+                self.core.listeners.append(lambda _events: cloud.drain())
+                self.core.on_publish.append(cloud.state_changed)
         usec = os.environ.get("WATCHDOG_USEC", "")
         # Ping at half the interval systemd asked for (1 s when not under a watchdog).
         self._ping_every = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 1.0
         self._last_ping = 0.0
+        self._armed_due: float | None = None
 
-    def status_fields(self) -> dict[str, object]:
+    # --- views ----------------------------------------------------------------------------
+
+    def status_fields(self) -> dict[str, Any]:
         """The door's live status (the MQTT status payload, less online/version/ts)."""
+        state = self.core.state
         return {
-            "lock": self.lock.lock_state,
-            "door": self.lock.door_state,
-            "alarms": sorted(self.lock.alarms),
-            "readers": dict(self.reader_health),
+            "lock": state.lock,
+            "door": state.physical.door,
+            "alarms": sorted(state.alarms),
+            "readers": {r.name: "fault" if r.name in state.faulty_readers else "ok" for r in self.readers},
             "clock_synced": self.core.clock.synced(),
         }
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> dict[str, Any]:
         """Everything `doorctl status` shows (reactor thread)."""
-        from controller.journal import rfc3339
-
         return {
             "store": self.config.door.store,
             "door_name": self.config.door.name,
@@ -91,54 +152,91 @@ class DoorDaemon:
                  "deadline": rfc3339(s.deadline), "overdue": s.overdue}
                 for s in self.core.state.sessions.values()
             ],
-            "backlog": self.journal.backlog(),
-            "cloud": None if self.cloud is None else ("connected" if self.cloud.connected else "offline"),
+            **self._journal_view(),
+            "unjournaled": self.core.unjournaled,
+            "cloud": self._cloud_view(),
             "platform": self.platform.name,
-            "recent_events": [e.payload(self.config.door.store, self.config.door.name)
-                              for e in self.journal.recent_events(15)],
         }
 
-    def _ping_watchdog(self) -> None:
-        # Sent from the reactor loop itself, so a hung loop stops the pings and systemd acts.
-        now = time.monotonic()
-        if now - self._last_ping >= self._ping_every:
-            self._last_ping = now
-            self.notifier.watchdog()
+    def _journal_view(self) -> dict[str, Any]:
+        # A journal that cannot be read must not cost the technician the rest of the status.
+        try:
+            return {
+                "backlog": self.journal.backlog(),
+                "recent_events": [e.payload(self.config.door.store, self.config.door.name)
+                                  for e in self.journal.recent_events(15)],
+            }
+        except (sqlite3.Error, ValueError) as exc:
+            return {"backlog": None, "recent_events": [], "journal_unreadable": str(exc)}
 
-    # --- readers ------------------------------------------------------------------------
+    def _cloud_view(self) -> str | None:
+        if self._cloud_problem is not None:
+            return f"not started: {self._cloud_problem}"
+        if self.cloud is None:
+            return None
+        return "connected" if self.cloud.connected else "offline"
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def _urgent(self, inp: Input) -> None:
+        """Any thread: a door input, served ahead of network and reader work."""
+        self.reactor.post_urgent(lambda: self.core.handle(inp))
+
+    def _wire_pins(self) -> None:
+        pins = self.pins
+
+        def wire(device: Any, on: Input, off: Input) -> None:
+            if device is not None:
+                # gpiozero calls these on its own threads: only hand the input to the reactor.
+                device.when_activated = lambda: self._urgent(on)
+                device.when_deactivated = lambda: self._urgent(off)
+
+        wire(pins.exit_button, ExitButton(True), ExitButton(False))
+        wire(pins.fire_alarm, FireInput(True), FireInput(False))
+        wire(pins.door_closed, DoorSensor(True), DoorSensor(False))
+        wire(pins.bolt_retracted, BoltSensor(True), BoltSensor(False))
+
+    def _sense(self) -> None:
+        pins = self.pins
+        self.core.handle(Sensed(
+            door_closed=None if pins.door_closed is None else bool(pins.door_closed.is_active),
+            bolt_retracted=None if pins.bolt_retracted is None else bool(pins.bolt_retracted.is_active),
+            fire=pins.fire_alarm is not None and bool(pins.fire_alarm.is_active),
+            exit_pressed=pins.exit_button is not None and bool(pins.exit_button.is_active),
+        ))
 
     def _start_readers(self) -> None:
         for reader in self.readers:
-            reader.start(
-                deliver=lambda text, seen, r=reader: self.reactor.post(lambda: self._on_code(r, text, seen)),
-                health=lambda ok, detail, r=reader: self.reactor.post(lambda: self._on_health(r, ok, detail)),
-            )
+            reader.start(deliver=self._deliverer(reader), health=self._health_reporter(reader))
+
+    def _deliverer(self, reader: CodeReader) -> Callable[[str, float], None]:
+        def deliver(text: str, seen_at: float) -> None:
+            self.reactor.post(lambda: self._on_code(reader, text, seen_at))
+
+        return deliver
+
+    def _health_reporter(self, reader: CodeReader) -> Callable[[bool, str], None]:
+        def health(ok: bool, detail: str) -> None:
+            self.reactor.post(lambda: self.core.handle(ReaderHealth(reader.name, ok, detail)))
+
+        return health
 
     def _on_code(self, reader: CodeReader, text: str, seen_at: float) -> None:
-        handled = self.core.present(text, reader.name, reader.side)  # type: ignore[arg-type]
-        if handled.decision is not None and handled.decision.unlock:
-            self.lock.unlock()
+        handled = self.core.present(text, reader.name, Side(reader.side))
         if not handled.ignored:
             # Seen-to-decided time: the door's own view of its reader latency.
             log.info("code at %s decided %.1f ms after its frame (frame_t=%.6f)", reader.name,
                      (time.monotonic() - seen_at) * 1000, seen_at)
 
-    def _on_health(self, reader: CodeReader, ok: bool, detail: str) -> None:
-        state = "ok" if ok else "fault"
-        if self.reader_health.get(reader.name) == state:
-            return
-        self.reader_health[reader.name] = state
-        if ok:
-            log.info("reader %s ok: %s", reader.name, detail)
-            self.core.record(Event("reader_recovered", None, "system", None, {"reader": reader.name}))
-        else:
-            log.error("reader %s fault: %s", reader.name, detail)
-            self.core.record(Event("reader_fault", None, "system", detail, {"reader": reader.name}))
-        if self.cloud is not None:
-            self.cloud.state_changed()
+    # --- housekeeping -------------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        self.core.tick()
+    def _arm_timer(self) -> None:
+        # The machine's next monotonic deadline (pulse end, alarm timers): a timer exactly then,
+        # so a pulse ends on time rather than at the next 1 s tick.
+        due = self.core.next_mono_due()
+        if due is not None and due != self._armed_due:
+            self._armed_due = due
+            self.reactor.call_later(max(0.0, due - time.monotonic()), self.core.tick)
 
     def _save_floor(self) -> None:
         try:
@@ -155,6 +253,13 @@ class DoorDaemon:
         if events or codes:
             log.info("pruned %d delivered events, %d expired used codes", events, codes)
 
+    def _ping_watchdog(self) -> None:
+        # Sent from the reactor loop itself, so a hung loop stops the pings and systemd acts.
+        now = time.monotonic()
+        if now - self._last_ping >= self._ping_every:
+            self._last_ping = now
+            self.notifier.watchdog()
+
     def status_line(self) -> str:
         seats = self.core.seats()
         return (
@@ -168,18 +273,33 @@ class DoorDaemon:
         self.reactor.stop()
 
     def run(self) -> int:
+        """The process's main loop: SIGTERM and SIGINT drop the relay first, then stop."""
+
         def on_signal(signum: int, frame: FrameType | None) -> None:
             log.info("signal %s: relay off, stopping", signal.Signals(signum).name)
             threading.Thread(target=self._stop_from_signal, name="stop").start()
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        return self.serve()
+
+    def stop(self) -> None:
+        """Thread-safe: relay off, leave serve()."""
+        self._stop_from_signal()
+
+    def serve(self) -> int:
+        """Start everything around the reactor and run it until stopped, then shut down."""
         self.reactor.loop_hooks.append(self._ping_watchdog)
-        self.reactor.every(TICK_SECONDS, self._tick)
+        self.reactor.loop_hooks.append(self._arm_timer)
+        self.reactor.every(TICK_SECONDS, self.core.tick)
         self.reactor.every(FLOOR_SAVE_SECONDS, self._save_floor)
         self.reactor.every(PRUNE_SECONDS, self._prune)
+        self._wire_pins()
+        self.reactor.post_urgent(self._sense)
+        if self._cloud_problem is not None:
+            problem = self._cloud_problem
+            self.reactor.post(lambda: self.core.handle(CloudProblem(problem)))
         self.reactor.post(self._prune)
-        self.reactor.post(self.lock.start)
         status_path = status_socket_path(self.config.storage.path)
         status_server = StatusServer(status_path, self.reactor, self.snapshot)
         status_server.start()

@@ -1,9 +1,18 @@
-"""The door's whole decision logic as one pure function (contract §2-§3).
+"""The door's whole behaviour as one pure function (contract §2-§3).
 
-`next_state(state, input, now, policy)` -> `Outcome(decision, state, events)`.
-No I/O, no clock reads, no randomness: the daemon journals the outcome and only
-then moves the relay, and tests can drive any sequence of requests and clock
-jumps through it. `now` is door time in unix seconds (see controller.clock).
+`next_state(state, input, now, policy) -> Step(state, effects)`
+
+Sessions and seats, the relay pulse, the door and bolt sensors, the exit button, the
+fire hold and every alarm with its deadline live in one immutable `DoorState`. Inputs
+are data (a verified code, a rejected code, a pin edge, reader or journal health, a
+relay-guard trip, a tick); effects are data (`Energize`, `Deenergize`, `Hold`,
+`Journal`, `Reply`, `Publish`). No I/O, no clock reads, no randomness: `DoorCore`
+applies the effects in one fixed order, and tests drive any sequence of inputs and
+clock jumps through this function without sleeping.
+
+Two clocks: `now.door` is door time in unix seconds (sessions, deadlines a member
+sees); `now.mono` is monotonic seconds (relay pulses, alarm timers), which a
+wall-clock jump never stretches.
 """
 
 from __future__ import annotations
@@ -11,20 +20,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
-SessionState = Literal["checked_in", "checking_out"]
-Source = Literal["entry", "exit", "remote", "button", "fire", "system"]
+from controller.vocab import (
+    PERSISTENT_ALARMS,
+    Act,
+    Alarm,
+    BoltPosition,
+    Deny,
+    DoorPosition,
+    EventType,
+    LockStatus,
+    SessionState,
+    Side,
+    Source,
+)
 
 # Before the deadline by this much: overstay_warning. Shorter limits warn a quarter early.
 WARNING_LEAD_SECONDS = 15 * 60
+# With a lock sensor: the bolt must follow the relay within this long (contract §3).
+BOLT_FOLLOW_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    seats: int = 2
-    session_limit_seconds: float = 120 * 60
-    auto_checkout_after_seconds: float = 30 * 60  # 0 = never
+    """The configured rules the function applies. Built from the config (the only place defaults live)."""
+
+    seats: int
+    session_limit_seconds: float
+    auto_checkout_after_seconds: float  # 0 = never
+    unlock_seconds: float
+    door_held_seconds: float
+    has_lock_sensor: bool
 
     @property
     def warning_lead_seconds(self) -> float:
@@ -32,9 +59,14 @@ class Policy:
             return self.session_limit_seconds / 4
         return WARNING_LEAD_SECONDS
 
-    @classmethod
-    def from_minutes(cls, seats: int, session_limit_minutes: int, auto_checkout_after_minutes: int) -> Policy:
-        return cls(seats, session_limit_minutes * 60.0, auto_checkout_after_minutes * 60.0)
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    door: float  # unix seconds, door time (controller.clock)
+    mono: float  # monotonic seconds
+
+
+# --- state ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +79,34 @@ class Session:
     overdue: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Physical:
+    """The relay, the inputs and the alarm timers. Deadlines are monotonic seconds."""
+
+    pulse_until: float | None = None  # an unlock pulse holds the relay on until then
+    pulse_opened: bool = False  # the door opened during the current pulse
+    fire: bool = False  # the fire input holds the relay on
+    exit_pressed: bool = False
+    door: DoorPosition = DoorPosition.UNKNOWN
+    bolt: BoltPosition = BoltPosition.UNKNOWN
+    held_due: float | None = None  # door_held falls due
+    bolt_due: float | None = None  # the bolt must be where bolt_expected says by then
+    bolt_expected: BoltPosition | None = None
+    bolt_moved: bool = False  # the bolt retracted at some point during the current pulse
+
+    @property
+    def energized(self) -> bool:
+        return self.pulse_until is not None or self.fire
+
+
 @dataclass(frozen=True)
 class DoorState:
-    """Live sessions by member. Treated as immutable: every change makes a new DoorState."""
+    """Everything the door knows. Immutable: every change makes a new DoorState."""
 
     sessions: Mapping[str, Session] = field(default_factory=lambda: MappingProxyType({}))
+    physical: Physical = field(default_factory=Physical)
+    alarms: frozenset[Alarm] = frozenset()
+    faulty_readers: frozenset[str] = frozenset()
 
     @property
     def occupied(self) -> int:
@@ -60,19 +115,34 @@ class DoorState:
     def available(self, policy: Policy) -> int:
         return max(0, policy.seats - self.occupied)
 
+    @property
+    def journal_ok(self) -> bool:
+        return Alarm.JOURNAL_ERROR not in self.alarms
+
+    @property
+    def lock(self) -> LockStatus:
+        if Alarm.UNLOCK_FAULT in self.alarms or Alarm.LOCK_FAULT in self.alarms:
+            return LockStatus.JAMMED
+        return LockStatus.UNLOCKED if self.physical.energized else LockStatus.LOCKED
+
     def with_session(self, session: Session) -> DoorState:
         sessions = dict(self.sessions)
         sessions[session.member] = session
-        return DoorState(MappingProxyType(sessions))
+        return replace(self, sessions=MappingProxyType(sessions))
 
     def without(self, member: str) -> DoorState:
         sessions = dict(self.sessions)
         sessions.pop(member, None)
-        return DoorState(MappingProxyType(sessions))
+        return replace(self, sessions=MappingProxyType(sessions))
 
     @classmethod
-    def of(cls, sessions: list[Session]) -> DoorState:
-        return cls(MappingProxyType({s.member: s for s in sessions}))
+    def restored(
+        cls, sessions: list[Session], alarms: frozenset[Alarm] = frozenset(),
+        faulty_readers: frozenset[str] = frozenset(), fire: bool = False,
+    ) -> DoorState:
+        """The state a restart starts from: what the journal kept. The relay is off after a restart."""
+        return cls(MappingProxyType({s.member: s for s in sessions}), Physical(fire=fire), alarms,
+                   faulty_readers)
 
 
 def vacancy_symbol(available: int) -> str:
@@ -86,36 +156,102 @@ def vacancy_symbol(available: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
+class CodeRequest:
     """A verified, unused code: the member, what it asks, and where it came from."""
 
     member: str
-    source: Literal["entry", "exit", "remote"]
-    act: str | None = None
+    side: Side
+    act: Act | None = None
     cti: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class CodeRejected:
     """A code that failed verification: journaled as a `denied` event, nothing else changes."""
 
-    reason: str
-    source: Literal["entry", "exit", "remote"]
+    reason: Deny
+    side: Side
     member: str | None = None  # only when the signature checked out
     cti: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class ExitRequest:
-    """The request-to-exit button: unlocks for anyone, no code needed."""
+class ExitButton:
+    pressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FireInput:
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DoorSensor:
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BoltSensor:
+    retracted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sensed:
+    """The inputs as read at start (None: no such sensor). Sets them without edge effects,
+    except that a fire input already active holds the door open."""
+
+    door_closed: bool | None
+    bolt_retracted: bool | None
+    fire: bool
+    exit_pressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderHealth:
+    reader: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalHealth:
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationApplied:
+    """A newer signed revocation list was stored (journaled as an event)."""
+
+    version: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloudProblem:
+    """The cloud link could not be set up (a bad certificate or password file): the door runs
+    offline with the cloud_config alarm until it is restarted with good files."""
+
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTripped:
+    """The relay guard dropped a relay that stayed on past its bound (the loop was late)."""
+
+    on_seconds: float
+    max_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time passed: warnings, overstays and auto-checkouts fall due."""
+    """Time passed: pulses end, alarms and session deadlines fall due."""
 
 
-Input = Request | Rejected | ExitRequest | Tick
+Input = (
+    CodeRequest | CodeRejected | ExitButton | FireInput | DoorSensor | BoltSensor | Sensed | ReaderHealth
+    | JournalHealth | CloudProblem | RevocationApplied | RelayTripped | Tick
+)
 
 
 # --- outputs --------------------------------------------------------------------------
@@ -123,7 +259,7 @@ Input = Request | Rejected | ExitRequest | Tick
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    type: str
+    type: EventType
     member: str | None
     source: Source
     reason: str | None = None
@@ -132,39 +268,185 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The answer to a code or command."""
+
     ok: bool
     unlock: bool = False
-    result: str | None = None  # what was done: check_in, unlock, checkout_begin, checkout
-    reason: str | None = None  # why not, when denied
+    result: Act | None = None  # what was done
+    reason: Deny | None = None  # why not
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    decision: Decision
-    state: DoorState
+class Energize:
+    """Relay on (or kept on) until this monotonic time; the guard bounds it from now."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Deenergize:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The fire input: relay on without a bound while active."""
+
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """Write these events and the new state in one transaction.
+
+    `gates`: the other effects may happen only once this is written (a code's unlock). Otherwise
+    the relay moves first and the journal follows (an exit button must open whatever the disk does).
+    """
+
     events: tuple[Event, ...]
+    gates: bool
 
 
-NOTHING = Decision(ok=True)
+@dataclass(frozen=True, slots=True)
+class Reply:
+    decision: Decision
 
 
-def next_state(state: DoorState, inp: Input, now: float, policy: Policy) -> Outcome:
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """What the cloud and the technician see (status, seats, sessions) changed."""
+
+
+Effect = Energize | Deenergize | Hold | Journal | Reply | Publish
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    state: DoorState
+    effects: tuple[Effect, ...]
+
+    @property
+    def decision(self) -> Decision | None:
+        for effect in self.effects:
+            if isinstance(effect, Reply):
+                return effect.decision
+        return None
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return tuple(e for effect in self.effects if isinstance(effect, Journal) for e in effect.events)
+
+
+# --- the function -----------------------------------------------------------------------
+
+
+class _Draft:
+    """Collects one step's changes; only ever lives inside next_state."""
+
+    def __init__(self, state: DoorState) -> None:
+        self.state = state
+        self.events: list[Event] = []
+        self.relay: list[Effect] = []
+        self.reply: Decision | None = None
+        self.gates = False
+
+    @property
+    def phys(self) -> Physical:
+        return self.state.physical
+
+    def set_phys(self, **changes: Any) -> None:
+        self.state = replace(self.state, physical=replace(self.state.physical, **changes))
+
+    def emit(self, type_: EventType, source: Source, member: str | None = None, reason: str | None = None,
+             **fields: Any) -> None:
+        self.events.append(Event(type_, member, source, reason, fields))
+
+    def raise_alarm(self, alarm: Alarm) -> bool:
+        if alarm in self.state.alarms:
+            return False
+        self.state = replace(self.state, alarms=self.state.alarms | {alarm})
+        return True
+
+    def clear_alarm(self, alarm: Alarm, *, announce: bool = True) -> None:
+        if alarm not in self.state.alarms:
+            return
+        self.state = replace(self.state, alarms=self.state.alarms - {alarm})
+        if announce:
+            self.emit(EventType.ALARM_CLEARED, Source.SYSTEM, None, None, alarm=alarm)
+
+
+def next_state(state: DoorState, inp: Input, now: Now, policy: Policy) -> Step:
     """The door's one decision function."""
-    state, events = _advance_time(state, now, policy)
-    if isinstance(inp, Tick):
-        return Outcome(NOTHING, state, tuple(events))
-    if isinstance(inp, ExitRequest):
-        events.append(Event("unlock", None, "button"))
-        return Outcome(Decision(True, unlock=True, result="unlock"), state, tuple(events))
-    if isinstance(inp, Rejected):
-        events.append(Event("denied", inp.member, inp.source, inp.reason, _code_fields(None, inp.cti)))
-        return Outcome(Decision(False, reason=inp.reason), state, tuple(events))
-    decision, state, more = _decide(state, inp, now, policy)
-    events.extend(more)
-    return Outcome(decision, state, tuple(events))
+    draft = _Draft(state)
+    _advance_sessions(draft, now, policy)
+    _advance_timers(draft, now, policy)
+    match inp:
+        case CodeRequest():
+            _code_request(draft, inp, now, policy)
+        case CodeRejected():
+            source = Source(inp.side)
+            draft.emit(EventType.DENIED, source, inp.member, inp.reason, **_code_fields(None, inp.cti))
+            draft.reply = Decision(False, reason=inp.reason)
+        case ExitButton(pressed=True):
+            draft.set_phys(exit_pressed=True)
+            _start_pulse(draft, now, policy)
+            draft.emit(EventType.UNLOCK, Source.BUTTON)
+        case ExitButton(pressed=False):
+            draft.set_phys(exit_pressed=False)
+        case FireInput():
+            _fire(draft, inp.active, now, policy)
+        case DoorSensor():
+            _door(draft, inp.closed, now, policy)
+        case BoltSensor():
+            _bolt(draft, inp.retracted, now, policy)
+        case Sensed():
+            _sensed(draft, inp, now, policy)
+        case ReaderHealth():
+            _reader_health(draft, inp)
+        case JournalHealth(ok=False):
+            draft.raise_alarm(Alarm.JOURNAL_ERROR)
+        case JournalHealth(ok=True):
+            if Alarm.JOURNAL_ERROR in draft.state.alarms:
+                draft.clear_alarm(Alarm.JOURNAL_ERROR, announce=False)
+                draft.emit(EventType.JOURNAL_RECOVERED, Source.SYSTEM, None, None)
+        case RevocationApplied():
+            draft.emit(EventType.REVOCATION_APPLIED, Source.SYSTEM, None, None, version=inp.version,
+                       count=inp.count)
+        case CloudProblem():
+            draft.raise_alarm(Alarm.CLOUD_CONFIG)
+        case RelayTripped():
+            draft.set_phys(pulse_until=None)
+            draft.emit(EventType.RELAY_WATCHDOG, Source.SYSTEM, None, "max_unlock_exceeded",
+                       on_seconds=round(inp.on_seconds, 3), max_unlock_seconds=inp.max_seconds)
+            _start_bolt_check(draft, now, policy, BoltPosition.EXTENDED)
+        case Tick():
+            pass
+    return _finish(state, draft)
 
 
-def _code_fields(act: str | None, cti: bytes | None) -> dict[str, Any]:
+def _finish(before: DoorState, draft: _Draft) -> Step:
+    effects: list[Effect] = []
+    if draft.events or _persisted(before) != _persisted(draft.state):
+        effects.append(Journal(tuple(draft.events), draft.gates))
+    effects.extend(draft.relay)
+    if draft.reply is not None:
+        effects.append(Reply(draft.reply))
+    if _public(before) != _public(draft.state):
+        effects.append(Publish())
+    return Step(draft.state, tuple(effects))
+
+
+def _persisted(state: DoorState) -> tuple[object, ...]:
+    """What the journal keeps of the state: a change here needs a Journal effect."""
+    return (state.sessions, state.alarms & PERSISTENT_ALARMS, state.faulty_readers, state.physical.fire)
+
+
+def _public(state: DoorState) -> tuple[object, ...]:
+    """What the status, seats and sessions topics show."""
+    return (state.sessions, state.alarms, state.faulty_readers, state.lock, state.physical.door)
+
+
+def _code_fields(act: Act | None, cti: bytes | None) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if act is not None:
         fields["act"] = act
@@ -173,87 +455,253 @@ def _code_fields(act: str | None, cti: bytes | None) -> dict[str, Any]:
     return fields
 
 
-def _decide(
-    state: DoorState, req: Request, now: float, policy: Policy
-) -> tuple[Decision, DoorState, list[Event]]:
-    member, source = req.member, req.source
-    session = state.sessions.get(member)
-    # Without an act, the reader's side says what the member means.
-    act = req.act or ("check_in" if source == "entry" else "unlock")
+# --- codes and sessions ---------------------------------------------------------------------
+
+
+def _code_request(draft: _Draft, req: CodeRequest, now: Now, policy: Policy) -> None:
+    member, source = req.member, Source(req.side)
     base = _code_fields(req.act, req.cti)
 
-    def deny(reason: str) -> tuple[Decision, DoorState, list[Event]]:
-        return Decision(False, reason=reason), state, [Event("denied", member, source, reason, base)]
+    def deny(reason: Deny) -> None:
+        draft.emit(EventType.DENIED, source, member, reason, **base)
+        draft.reply = Decision(False, reason=reason)
 
-    def unlock() -> tuple[Decision, DoorState, list[Event]]:
-        fields = dict(base)
-        if session is not None and session.overdue:
-            fields["overdue"] = True
-        event = Event("unlock", member, source, None, fields)
-        return Decision(True, unlock=True, result="unlock"), state, [event]
+    if not draft.state.journal_ok:
+        # Nothing may take effect that the journal does not hold (contract §3); the denial itself is
+        # logged, and journaled if the disk comes back.
+        deny(Deny.JOURNAL_ERROR)
+        return
+    draft.gates = True
+    session = draft.state.sessions.get(member)
+    # Without an act, the reader's side says what the member means.
+    act = req.act or (Act.CHECK_IN if req.side is Side.ENTRY else Act.UNLOCK)
 
     if session is None:
-        if act != "check_in":
-            return deny("not_checked_in")
-        if state.occupied >= policy.seats:
-            return deny("full")
-        new = Session(member, "checked_in", now, now + policy.session_limit_seconds)
-        fields = {**base, "deadline": new.deadline}
-        return (
-            Decision(True, unlock=True, result="check_in"),
-            state.with_session(new),
-            [Event("check_in", member, source, None, fields), Event("unlock", member, source, None, base)],
-        )
+        if act is not Act.CHECK_IN:
+            deny(Deny.NOT_CHECKED_IN)
+            return
+        if draft.state.occupied >= policy.seats:
+            deny(Deny.FULL)
+            return
+        new = Session(member, SessionState.CHECKED_IN, now.door, now.door + policy.session_limit_seconds)
+        draft.state = draft.state.with_session(new)
+        draft.emit(EventType.CHECK_IN, source, member, None, **base, deadline=new.deadline)
+        _start_pulse(draft, now, policy)
+        draft.emit(EventType.UNLOCK, source, member, None, **base)
+        draft.reply = Decision(True, unlock=True, result=Act.CHECK_IN)
+        return
 
-    if act in ("check_in", "unlock"):
-        return unlock()
-    if act == "checkout_begin":
-        if session.state == "checking_out":
-            return Decision(True, result="checkout_begin"), state, []  # nothing new
-        return (
-            Decision(True, result="checkout_begin"),
-            state.with_session(replace(session, state="checking_out")),
-            [Event("checkout_begin", member, source, None, base)],
-        )
-    # act == "checkout"
-    fields = {**base, "auto": False, "checked_in_at": session.checked_in_at, "overdue": session.overdue}
-    return (
-        Decision(True, result="checkout"),
-        state.without(member),
-        [Event("checkout", member, source, None, fields)],
-    )
+    match act:
+        case Act.CHECK_IN | Act.UNLOCK:
+            _start_pulse(draft, now, policy)
+            extra = {"overdue": True} if session.overdue else {}
+            draft.emit(EventType.UNLOCK, source, member, None, **base, **extra)
+            draft.reply = Decision(True, unlock=True, result=Act.UNLOCK)
+        case Act.CHECKOUT_BEGIN:
+            if session.state is not SessionState.CHECKING_OUT:  # a second press: nothing new
+                draft.state = draft.state.with_session(replace(session, state=SessionState.CHECKING_OUT))
+                draft.emit(EventType.CHECKOUT_BEGIN, source, member, None, **base)
+            draft.reply = Decision(True, result=Act.CHECKOUT_BEGIN)
+        case Act.CHECKOUT:
+            draft.state = draft.state.without(member)
+            draft.emit(EventType.CHECKOUT, source, member, None, **base, auto=False,
+                       checked_in_at=session.checked_in_at, overdue=session.overdue)
+            draft.reply = Decision(True, result=Act.CHECKOUT)
 
 
-def _advance_time(state: DoorState, now: float, policy: Policy) -> tuple[DoorState, list[Event]]:
-    events: list[Event] = []
-    for member in sorted(state.sessions):
-        session = state.sessions[member]
+def _advance_sessions(draft: _Draft, now: Now, policy: Policy) -> None:
+    for member in sorted(draft.state.sessions):
+        session = draft.state.sessions[member]
         updated = session
-        if not updated.warned and now >= updated.deadline - policy.warning_lead_seconds:
+        if not updated.warned and now.door >= updated.deadline - policy.warning_lead_seconds:
             updated = replace(updated, warned=True)
-            events.append(Event("overstay_warning", member, "system", None, {"deadline": updated.deadline}))
-        if not updated.overdue and now >= updated.deadline:
+            draft.emit(EventType.OVERSTAY_WARNING, Source.SYSTEM, member, None, deadline=updated.deadline)
+        if not updated.overdue and now.door >= updated.deadline:
             updated = replace(updated, overdue=True)
-            events.append(Event("overstay", member, "system", None, {"deadline": updated.deadline}))
+            draft.emit(EventType.OVERSTAY, Source.SYSTEM, member, None, deadline=updated.deadline)
         auto = policy.auto_checkout_after_seconds
-        if auto > 0 and now >= updated.deadline + auto:
-            fields = {"auto": True, "checked_in_at": updated.checked_in_at, "overdue": True}
-            events.append(Event("checkout", member, "system", None, fields))
-            state = state.without(member)
-            continue
-        if updated is not session:
-            state = state.with_session(updated)
-    return state, events
+        if auto > 0 and now.door >= updated.deadline + auto:
+            draft.emit(EventType.CHECKOUT, Source.SYSTEM, member, None, auto=True,
+                       checked_in_at=updated.checked_in_at, overdue=True)
+            draft.state = draft.state.without(member)
+        elif updated is not session:
+            draft.state = draft.state.with_session(updated)
 
 
-def next_due(state: DoorState, policy: Policy) -> float | None:
-    """The next door time at which a Tick would change something (for the reactor's timer)."""
-    times: list[float] = []
+def _reader_health(draft: _Draft, inp: ReaderHealth) -> None:
+    faulty = draft.state.faulty_readers
+    if inp.ok and inp.reader in faulty:
+        faulty = faulty - {inp.reader}
+        draft.emit(EventType.READER_RECOVERED, Source.SYSTEM, None, None, reader=inp.reader)
+    elif not inp.ok and inp.reader not in faulty:
+        faulty = faulty | {inp.reader}
+        draft.emit(EventType.READER_FAULT, Source.SYSTEM, None, inp.detail, reader=inp.reader)
+    else:
+        return
+    draft.state = replace(draft.state, faulty_readers=faulty)
+    if faulty:
+        draft.raise_alarm(Alarm.READER_FAULT)
+    else:
+        draft.clear_alarm(Alarm.READER_FAULT)
+
+
+# --- the relay, the door and the bolt ---------------------------------------------------------
+
+
+def _start_pulse(draft: _Draft, now: Now, policy: Policy) -> None:
+    """Unlock for unlock_seconds from now. A new unlock restarts the pulse: the guard's bound counts
+    from the newest request, so members in a row never add up to a watchdog trip."""
+    was_on = draft.phys.energized
+    until = now.mono + policy.unlock_seconds
+    draft.set_phys(pulse_until=until)
+    if not was_on:
+        draft.set_phys(pulse_opened=False, bolt_moved=False)
+        _start_bolt_check(draft, now, policy, BoltPosition.RETRACTED)
+    draft.relay.append(Energize(until))
+
+
+def _end_pulse(draft: _Draft, now: Now, policy: Policy) -> None:
+    draft.set_phys(pulse_until=None)
+    if draft.phys.fire:
+        return
+    draft.relay.append(Deenergize())
+    # An unlock check still open judges the whole pulse; otherwise the bolt must now come back out.
+    if draft.phys.bolt_expected is not BoltPosition.RETRACTED:
+        _start_bolt_check(draft, now, policy, BoltPosition.EXTENDED)
+
+
+def _start_bolt_check(draft: _Draft, now: Now, policy: Policy, expected: BoltPosition) -> None:
+    if policy.has_lock_sensor:
+        draft.set_phys(bolt_expected=expected, bolt_due=now.mono + BOLT_FOLLOW_SECONDS)
+
+
+def _advance_timers(draft: _Draft, now: Now, policy: Policy) -> None:
+    phys = draft.phys
+    if phys.pulse_until is not None and now.mono >= phys.pulse_until:
+        _end_pulse(draft, now, policy)
+    phys = draft.phys
+    if phys.held_due is not None and now.mono >= phys.held_due:
+        draft.set_phys(held_due=None)
+        if phys.door is DoorPosition.OPEN and not phys.fire and draft.raise_alarm(Alarm.DOOR_HELD):
+            draft.emit(EventType.DOOR_HELD, Source.SYSTEM, None, None, held_seconds=policy.door_held_seconds)
+    phys = draft.phys
+    if phys.bolt_due is not None and now.mono >= phys.bolt_due:
+        draft.set_phys(bolt_due=None, bolt_expected=None)
+        _judge_bolt(draft, phys, now, policy)
+
+
+def _judge_bolt(draft: _Draft, phys: Physical, now: Now, policy: Policy) -> None:
+    """A bolt check fell due: is the bolt where the relay says it should be?"""
+    retracted = phys.bolt is BoltPosition.RETRACTED
+    if phys.bolt_expected is BoltPosition.RETRACTED:
+        # Judged on the whole pulse so far: a pulse shorter than the check still counts.
+        if not phys.bolt_moved and not retracted:
+            if draft.raise_alarm(Alarm.UNLOCK_FAULT):
+                draft.emit(EventType.UNLOCK_FAULT, Source.SYSTEM, None, "bolt_not_retracted")
+        elif not phys.energized:
+            # The pulse ended before the check: now the bolt must come back out.
+            _start_bolt_check(draft, now, policy, BoltPosition.EXTENDED)
+    elif (phys.bolt_expected is BoltPosition.EXTENDED and not phys.energized and retracted
+          and draft.raise_alarm(Alarm.LOCK_FAULT)):
+        draft.emit(EventType.LOCK_FAULT, Source.SYSTEM, None, "bolt_not_extended")
+
+
+def _fire(draft: _Draft, active: bool, now: Now, policy: Policy) -> None:
+    if active == draft.phys.fire:
+        return
+    draft.set_phys(fire=active)
+    if active:
+        draft.raise_alarm(Alarm.FIRE)
+        draft.set_phys(held_due=None)
+        draft.relay.append(Hold(True))
+        draft.emit(EventType.UNLOCK, Source.FIRE, None, "fire_alarm", hold=True)
+        return
+    draft.clear_alarm(Alarm.FIRE, announce=False)
+    draft.relay.append(Hold(False))
+    draft.emit(EventType.FIRE_CLEARED, Source.FIRE)
+    if draft.phys.pulse_until is None:
+        draft.relay.append(Deenergize())
+        _start_bolt_check(draft, now, policy, BoltPosition.EXTENDED)
+    if draft.phys.door is DoorPosition.OPEN:
+        # The door left open after the fire is held open from now on.
+        draft.set_phys(held_due=now.mono + policy.door_held_seconds)
+
+
+def _door(draft: _Draft, closed: bool, now: Now, policy: Policy) -> None:
+    position = DoorPosition.CLOSED if closed else DoorPosition.OPEN
+    if position is draft.phys.door:
+        return
+    draft.set_phys(door=position)
+    phys = draft.phys
+    if position is DoorPosition.OPEN:
+        if phys.pulse_until is not None:
+            draft.set_phys(pulse_opened=True)
+        elif not (phys.fire or phys.exit_pressed) and draft.raise_alarm(Alarm.DOOR_FORCED):
+            draft.emit(EventType.DOOR_FORCED, Source.SYSTEM)
+        if not phys.fire:
+            draft.set_phys(held_due=now.mono + policy.door_held_seconds)
+        return
+    draft.set_phys(held_due=None)
+    draft.clear_alarm(Alarm.DOOR_FORCED)
+    draft.clear_alarm(Alarm.DOOR_HELD)
+    if phys.pulse_until is not None and phys.pulse_opened:
+        # The member went through: lock again now instead of waiting out the pulse.
+        _end_pulse(draft, now, policy)
+
+
+def _bolt(draft: _Draft, retracted: bool, now: Now, policy: Policy) -> None:
+    position = BoltPosition.RETRACTED if retracted else BoltPosition.EXTENDED
+    if position is draft.phys.bolt:
+        return
+    draft.set_phys(bolt=position)
+    if retracted:
+        draft.set_phys(bolt_moved=True)
+        draft.clear_alarm(Alarm.UNLOCK_FAULT)
+        if not draft.phys.energized and draft.phys.bolt_due is None:
+            # Retracted with the relay off: allow it the usual second, then it is a fault.
+            _start_bolt_check(draft, now, policy, BoltPosition.EXTENDED)
+    else:
+        draft.clear_alarm(Alarm.LOCK_FAULT)
+
+
+def _sensed(draft: _Draft, inp: Sensed, now: Now, policy: Policy) -> None:
+    if inp.door_closed is not None:
+        door = DoorPosition.CLOSED if inp.door_closed else DoorPosition.OPEN
+        draft.set_phys(door=door)
+        if door is DoorPosition.CLOSED:
+            draft.clear_alarm(Alarm.DOOR_FORCED)
+            draft.clear_alarm(Alarm.DOOR_HELD)
+    if inp.bolt_retracted is not None:
+        draft.set_phys(bolt=BoltPosition.RETRACTED if inp.bolt_retracted else BoltPosition.EXTENDED)
+        if not inp.bolt_retracted:
+            draft.clear_alarm(Alarm.LOCK_FAULT)
+        else:
+            _start_bolt_check(draft, now, policy, BoltPosition.EXTENDED)
+    draft.set_phys(exit_pressed=inp.exit_pressed)
+    was_fire = draft.phys.fire
+    draft.set_phys(fire=False)  # let _fire see the edge from "off", whatever the journal said
+    if inp.fire:
+        _fire(draft, True, now, policy)
+    elif was_fire:
+        draft.set_phys(fire=True)
+        _fire(draft, False, now, policy)
+    elif Alarm.FIRE in draft.state.alarms:
+        draft.clear_alarm(Alarm.FIRE, announce=False)
+
+
+# --- scheduling -----------------------------------------------------------------------------
+
+
+def next_due(state: DoorState, policy: Policy) -> tuple[float | None, float | None]:
+    """When a Tick would next change something: (door time, monotonic time), either may be None."""
+    door_times: list[float] = []
     for s in state.sessions.values():
         if not s.warned:
-            times.append(s.deadline - policy.warning_lead_seconds)
+            door_times.append(s.deadline - policy.warning_lead_seconds)
         elif not s.overdue:
-            times.append(s.deadline)
+            door_times.append(s.deadline)
         elif policy.auto_checkout_after_seconds > 0:
-            times.append(s.deadline + policy.auto_checkout_after_seconds)
-    return min(times) if times else None
+            door_times.append(s.deadline + policy.auto_checkout_after_seconds)
+    phys = state.physical
+    mono_times = [t for t in (phys.pulse_until, phys.held_due, phys.bolt_due) if t is not None]
+    return (min(door_times) if door_times else None, min(mono_times) if mono_times else None)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import ssl
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller.clock import kernel_clock_synced
-from controller.config import Config, ConfigError, load_config, referenced_file_problems
+from controller.config import Config, ConfigError, load_config, load_mqtt_credentials
 
 if TYPE_CHECKING:
     from drivers.picamera import PicameraSource
@@ -33,8 +35,12 @@ def check_config(path: str) -> tuple[Config | None, list[Finding]]:
         return None, [Finding("fail", f"config {path}: {p}", "edit the file; doorctl check-config lists all")
                       for p in exc.problems]
     found = [Finding("ok", f"config {path}")]
-    fix = "copy the file into place or fix the path"
-    found += [Finding("fail", p, fix) for p in referenced_file_problems(config)]
+    if config.mqtt is not None:
+        try:
+            load_mqtt_credentials(config.mqtt)
+        except ConfigError as exc:
+            fix = "copy the right file into place or fix the path; the door runs offline until then"
+            found += [Finding("fail", p, fix) for p in exc.problems]
     return config, found
 
 
@@ -43,11 +49,47 @@ def check_keys(config: Config) -> Finding:
     return Finding("ok", f"{len(keys)} trusted key(s): {', '.join(keys)}")
 
 
-def check_clock() -> Finding:
+RTC_ADVICE = ("fit a battery-backed real-time clock (a DS3231 module, or the Pi 5's own RTC with its "
+              "battery): without one, after a power cut with no network the door's time restarts from "
+              "its last saved time and fresh codes are denied not_yet_valid until NTP answers")
+
+
+def check_clock(config: Config, rtc: Path = Path("/dev/rtc0")) -> list[Finding]:
+    """NTP sync, the journal's time floor against the clock, and the real-time clock."""
+    found: list[Finding] = []
+    floor = _journal_floor(config)
+    behind = floor - time.time() if floor is not None else 0.0
     if kernel_clock_synced():
-        return Finding("ok", "clock synchronized (NTP)")
-    return Finding("warn", "clock not synchronized: codes are checked against the persisted time floor",
-                   "enable NTP: timedatectl set-ntp true; check network access to the time servers")
+        found.append(Finding("ok", "clock synchronized (NTP)"))
+        if behind > 60:
+            found.append(Finding("warn", f"the journal's time floor is {behind:,.0f} s ahead of the "
+                                 "synchronized clock: an earlier run had a clock set ahead",
+                                 "nothing to do: the door takes the synchronized time on its next start"))
+    elif behind > 60:
+        found.append(Finding("fail", f"the clock is {behind:,.0f} s behind the journal's time floor: the "
+                             "door keeps its time at the floor, so codes minted now look not yet valid",
+                             "set the time right and enable NTP (timedatectl set-ntp true); once NTP has "
+                             "synchronized, the door takes its time again"))
+    else:
+        found.append(Finding("warn", "clock not synchronized: codes are checked against the door's time "
+                             "floor and app commands are refused (clock_unsynced)",
+                             "enable NTP: timedatectl set-ntp true; check access to the time servers"))
+    if not rtc.exists():
+        found.append(Finding("warn", "no real-time clock (/dev/rtc0)", RTC_ADVICE))
+    return found
+
+
+def _journal_floor(config: Config) -> float | None:
+    """The time floor the journal holds, read without writing (None when there is no journal)."""
+    path = Path(config.storage.path)
+    if not path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'time_floor'").fetchone()
+    except sqlite3.Error:
+        return None
+    return float(row[0]) if row is not None else None
 
 
 def check_broker(config: Config, timeout: float = 3.0) -> Finding:
@@ -56,12 +98,13 @@ def check_broker(config: Config, timeout: float = 3.0) -> Finding:
         return Finding("warn", "no [mqtt] section: the door runs offline",
                        "add [mqtt] to sync with the cloud")
     try:
+        credentials = load_mqtt_credentials(m)
+    except ConfigError:
+        return Finding("fail", f"broker {m.host}:{m.port}: not tried, the [mqtt] files do not load (above)")
+    try:
         with socket.create_connection((m.host, m.port), timeout=timeout) as sock:
-            if m.tls:
-                context = ssl.create_default_context(cafile=m.ca_file or None)
-                if m.cert_file and m.key_file:
-                    context.load_cert_chain(m.cert_file, m.key_file)
-                with context.wrap_socket(sock, server_hostname=m.host) as tls:
+            if credentials.tls is not None:
+                with credentials.tls.wrap_socket(sock, server_hostname=m.host) as tls:
                     return Finding("ok", f"broker {m.host}:{m.port} reachable, TLS {tls.version()}")
     except ssl.SSLError as exc:
         return Finding("fail", f"broker {m.host}:{m.port}: TLS failed: {exc.reason}",
@@ -165,11 +208,30 @@ def check_power() -> Finding:
     return Finding("ok", "power: no undervoltage")
 
 
+def check_daemon(config: Config) -> list[Finding]:
+    """The running daemon's own view: its alarms, each with what to do."""
+    from controller.status_socket import ALARM_ADVICE, query, status_problem, status_socket_path
+
+    path = status_socket_path(config.storage.path)
+    try:
+        status = query(path, timeout=3.0)
+    except (OSError, ValueError):
+        return [Finding("warn", f"the daemon does not answer on {path}",
+                        "systemctl status doorctl; journalctl -u doorctl -n 50")]
+    problem = status_problem(status)
+    if problem is not None:
+        return [Finding("fail", f"the daemon answers but: {problem}", "journalctl -u doorctl -n 50")]
+    alarms = [str(a) for a in status["alarms"]]
+    if not alarms:
+        return [Finding("ok", "the running daemon reports no alarm")]
+    return [Finding("fail" if a != "fire" else "warn", f"alarm {a}", ALARM_ADVICE.get(a, "")) for a in alarms]
+
+
 def run_doctor(path: str, out: Callable[[str], None] = print) -> int:
     config, findings = check_config(path)
     if config is not None:
-        findings += [check_keys(config), check_clock(), check_broker(config), *check_readers(config),
-                     check_gpio(), check_disk(config), check_power()]
+        findings += [check_keys(config), *check_clock(config), check_broker(config), *check_readers(config),
+                     check_gpio(), check_disk(config), check_power(), *check_daemon(config)]
     for f in findings:
         out(f"{f.level:<5} {f.what}" + (f"\n      fix: {f.fix}" if f.fix and f.level != "ok" else ""))
     return 1 if any(f.level == "fail" for f in findings) else 0

@@ -13,6 +13,8 @@ readers run beside the writer.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -22,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from controller.decision import DoorState, Event, Session
+from controller.vocab import PERSISTENT_ALARMS, Alarm, SessionState
+
+log = logging.getLogger("doorctl.journal")
 
 SCHEMA_VERSION = 1
 DELIVERED_RETENTION_SECONDS = 30 * 24 * 3600
@@ -90,12 +95,16 @@ class JournaledEvent:
     reason: str | None
     fields: dict[str, Any]
     delivered: bool = False
+    epoch: str = ""
 
     def payload(self, store: str, door: str) -> dict[str, Any]:
-        """The event as the contract (§4) publishes it."""
+        """The event as the contract (§4) publishes it, with the journal's `epoch`: a journal made
+        anew (lost disk, replaced card) starts `seq` at 1 again under a new epoch, so a consumer can
+        tell a restart of the numbering from lost events."""
         body: dict[str, Any] = {
             "id": self.id,
             "seq": self.seq,
+            "epoch": self.epoch,
             "ts": rfc3339(self.ts),
             "store": store,
             "door": door,
@@ -107,6 +116,10 @@ class JournaledEvent:
         for key, value in self.fields.items():
             body.setdefault(key, value)
         return body
+
+
+def _kept(state: DoorState) -> tuple[object, ...]:
+    return (state.alarms & PERSISTENT_ALARMS, state.faulty_readers, state.physical.fire)
 
 
 def rfc3339(ts: float) -> str:
@@ -138,8 +151,44 @@ class Journal:
                     raise JournalError(
                         f"{self.path}: journal schema {row[0]} is newer than this doorctl ({SCHEMA_VERSION})"
                     )
+                epoch = self._meta("epoch", None)
+                if epoch is None:
+                    epoch = uuid.uuid4().hex[:12]
+                    self._set_meta("epoch", epoch)
+                    log.warning("new journal %s (epoch %s): event seq starts at 1", self.path, epoch)
+            self.epoch: str = epoch
+            self._identity = self._file_identity()
         except sqlite3.Error as exc:
             raise JournalError(f"{self.path}: cannot open journal ({exc})") from exc
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def check_identity(self) -> None:
+        """Raise JournalError when the file we write is no longer the one at our path (deleted or
+        replaced under us): writes would go to a file nobody will ever read again."""
+        if self._file_identity() != self._identity:
+            raise JournalError(f"journal file {self.path} was removed or replaced while the door ran")
+
+    def restore_file(self) -> bool:
+        """After the file was deleted under us: write everything we still hold (the open database)
+        back to the path, and continue on that copy. False when something else now sits there."""
+        if self.path.exists():
+            return False
+        try:
+            self._db.execute("VACUUM INTO ?", (str(self.path),))
+            self._db.close()
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot restore the journal at {self.path}: {exc}") from exc
+        self._identity = self._file_identity()
+        return True
 
     def close(self) -> None:
         self._db.close()
@@ -191,8 +240,13 @@ class Journal:
         Raises JournalError (with nothing written) when the disk or database refuses.
         """
         written: list[JournaledEvent] = []
+        self.check_identity()
         try:
             with self._transaction() as db:
+                if _kept(before) != _kept(after):
+                    self._set_meta("alarms", sorted(after.alarms & PERSISTENT_ALARMS))
+                    self._set_meta("faulty_readers", sorted(after.faulty_readers))
+                    self._set_meta("fire", after.physical.fire)
                 for member in before.sessions:
                     if member not in after.sessions:
                         db.execute("DELETE FROM sessions WHERE member = ?", (member,))
@@ -226,29 +280,35 @@ class Journal:
         fields = dict(ev.fields)
         cur = db.execute(
             "INSERT INTO events (id, ts, type, member, source, reason, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event_id, now, ev.type, ev.member, ev.source, ev.reason, json.dumps(fields)),
+            (event_id, now, str(ev.type), ev.member, str(ev.source), ev.reason, json.dumps(fields)),
         )
         seq = cur.lastrowid
-        assert seq is not None
-        return JournaledEvent(seq, event_id, now, ev.type, ev.member, ev.source, ev.reason, fields)
+        if seq is None:
+            raise sqlite3.OperationalError("the events table gave no seq")
+        return JournaledEvent(seq, event_id, now, ev.type, ev.member, ev.source, ev.reason, fields,
+                              epoch=self.epoch)
 
     # --- restoring --------------------------------------------------------------------
 
     def load_state(self) -> DoorState:
+        """Sessions, the alarms still standing, faulty readers and the fire hold, as last committed."""
         rows = self._db.execute(
             "SELECT member, state, checked_in_at, deadline, warned, overdue FROM sessions"
         ).fetchall()
-        return DoorState.of(
-            [Session(m, st, cin, dl, bool(w), bool(o)) for m, st, cin, dl, w, o in rows]
-        )
+        sessions = [Session(m, SessionState(st), cin, dl, bool(w), bool(o)) for m, st, cin, dl, w, o in rows]
+        alarms = frozenset(Alarm(a) for a in self._meta("alarms", []) if a in Alarm.__members__.values())
+        readers = frozenset(str(r) for r in self._meta("faulty_readers", []))
+        return DoorState.restored(sessions, alarms, readers, bool(self._meta("fire", False)))
 
     def time_floor(self) -> float:
         return float(self._meta("time_floor", 0.0))
 
     def save_floor(self, floor: float) -> None:
+        """Store the door clock's floor as it is: it may come down when a synchronized clock says so."""
         try:
+            self.check_identity()
             with self._transaction():
-                self._set_meta("time_floor", max(floor, self.time_floor()))
+                self._set_meta("time_floor", floor)
         except sqlite3.Error as exc:
             raise JournalError(f"journal write failed: {exc}") from exc
 
@@ -288,7 +348,7 @@ class Journal:
             "WHERE delivered_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
-        return [JournaledEvent(*r[:7], json.loads(r[7])) for r in rows]
+        return [self._event(r, delivered=False) for r in rows]
 
     def events(self, after_seq: int = 0, limit: int = 1000) -> list[JournaledEvent]:
         rows = self._db.execute(
@@ -296,7 +356,7 @@ class Journal:
             "WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
-        return [JournaledEvent(*r[:7], json.loads(r[7]), r[8] is not None) for r in rows]
+        return [self._event(r, delivered=r[8] is not None) for r in rows]
 
     def recent_events(self, limit: int = 20) -> list[JournaledEvent]:
         rows = self._db.execute(
@@ -304,7 +364,12 @@ class Journal:
             "ORDER BY seq DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [JournaledEvent(*r[:7], json.loads(r[7]), r[8] is not None) for r in reversed(rows)]
+        return [self._event(r, delivered=r[8] is not None) for r in reversed(rows)]
+
+    def _event(self, row: tuple[Any, ...], *, delivered: bool) -> JournaledEvent:
+        seq, event_id, ts, type_, member, source, reason, fields = row[:8]
+        return JournaledEvent(seq, event_id, ts, type_, member, source, reason, json.loads(fields), delivered,
+                              self.epoch)
 
     def mark_delivered(self, seqs: Iterable[int], at: float) -> None:
         try:
@@ -342,4 +407,4 @@ class Journal:
         return events, codes
 
     def integrity_ok(self) -> bool:
-        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

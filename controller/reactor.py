@@ -1,8 +1,11 @@
 """The reactor: one thread owns the door's state; every other thread only posts work to it.
 
-Timers run on the monotonic clock, so a wall-clock jump never stretches or
-shortens a timeout. A handler that raises is logged and the loop goes on: one
-bad callback must not stop the door.
+Two lanes: door inputs (exit button, fire, door and bolt sensors, the relay guard)
+go in the urgent lane, which is always emptied before the next piece of network or
+reader work is taken, so a flood of commands delays the exit button by at most one
+command's handling. Timers run on the monotonic clock, so a wall-clock jump never
+stretches or shortens a timeout. A handler that raises is logged and the loop goes
+on: one bad callback must not stop the door.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 log = logging.getLogger("doorctl.reactor")
@@ -33,7 +36,9 @@ class TimerHandle:
 
 class Reactor:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._queue: queue.SimpleQueue[Work] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._urgent: deque[Work] = deque()
+        self._normal: deque[Work] = deque()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._order = itertools.count()
         self._monotonic = monotonic
@@ -42,8 +47,30 @@ class Reactor:
         self.loop_hooks: list[Work] = []  # run once per loop turn (watchdog pings)
 
     def post(self, work: Work) -> None:
-        """Thread-safe: run `work` on the reactor thread."""
-        self._queue.put(work)
+        """Thread-safe: run `work` on the reactor thread, after any urgent work."""
+        with self._cond:
+            self._normal.append(work)
+            self._cond.notify()
+
+    def post_urgent(self, work: Work) -> None:
+        """Thread-safe: run `work` on the reactor thread ahead of all normal work (door inputs)."""
+        with self._cond:
+            self._urgent.append(work)
+            self._cond.notify()
+
+    def pending(self) -> int:
+        """Normal work waiting (for intake limits)."""
+        return len(self._normal)
+
+    def _take(self, timeout: float) -> Work | None:
+        with self._cond:
+            if not self._urgent and not self._normal and timeout > 0:
+                self._cond.wait(timeout)
+            if self._urgent:
+                return self._urgent.popleft()
+            if self._normal:
+                return self._normal.popleft()
+            return None
 
     def call_later(self, delay: float, work: Work) -> TimerHandle:
         """Reactor thread only (or before run): run `work` after `delay` monotonic seconds."""
@@ -61,8 +88,8 @@ class Reactor:
         self.call_later(interval, repeat)
 
     def stop(self) -> None:
-        """Thread-safe (and signal-safe): finish the current work and leave `run`."""
-        self.post(self._halt)
+        """Thread-safe: finish the current work and leave `run`."""
+        self.post_urgent(self._halt)
 
     def _halt(self) -> None:
         self._running = False
@@ -76,10 +103,7 @@ class Reactor:
             timeout = 0.5
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - self._monotonic()))
-            try:
-                work = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                work = None
+            work = self._take(timeout)
             if work is not None:
                 self._guarded(work)
             now = self._monotonic()

@@ -1,7 +1,8 @@
 """The technician's window into the running daemon: a local Unix socket (owner and group only).
 
 `doorctl status` connects, sends one line, and gets one JSON reply. The reply is built
-on the reactor thread (which owns the state); the socket thread only waits for it.
+on the reactor thread (which owns the state); a thread per client only waits for it, with
+a short timeout, so one idle or slow client never holds up another.
 """
 
 from __future__ import annotations
@@ -19,6 +20,37 @@ from typing import Any
 from controller.reactor import Reactor
 
 log = logging.getLogger("doorctl.status")
+
+CLIENT_TIMEOUT_SECONDS = 1.0
+MAX_CLIENTS = 8
+# Every status answer has these, or it is an error.
+STATUS_FIELDS = ("store", "door_name", "lock", "door", "alarms", "readers", "clock_synced", "seats",
+                 "sessions", "backlog", "cloud", "platform", "recent_events")
+
+# What a technician does about each alarm (doorctl status and doctor print it).
+ALARM_ADVICE = {
+    "journal_error": "the journal cannot be written (disk full, read-only or failing card): members' codes "
+                     "are refused, exit button and fire still open. Free space (df -h /var/lib/doorctl) or "
+                     "replace the card; the door recovers by itself once writes succeed",
+    "unlock_fault": "the bolt did not retract when the relay was energized: check the lock and its wiring",
+    "lock_fault": "the bolt stays retracted with the relay off: the door is not locked; check the lock",
+    "door_forced": "the door opened without an unlock: check the door",
+    "door_held": "the door is held open: close it",
+    "reader_fault": "a reader stopped delivering: check its cable and `doorctl doctor`",
+    "cloud_config": "the [mqtt] files (certificate, key, password) could not be loaded: the door runs "
+                    "offline; fix them (doorctl check-config names the key) and restart",
+    "fire": "the fire input is active: the door is held open",
+}
+
+
+def status_problem(status: dict[str, Any]) -> str | None:
+    """Why a status answer cannot be shown, or None when it is complete."""
+    if "error" in status:
+        return str(status["error"])
+    missing = [f for f in STATUS_FIELDS if f not in status]
+    if missing:
+        return f"the daemon's answer lacks {', '.join(missing)}"
+    return None
 
 
 def status_socket_path(storage_path: str) -> Path:
@@ -53,19 +85,31 @@ class StatusServer:
             self.path.unlink()
 
     def _accept(self) -> None:
-        assert self._sock is not None
+        sock = self._sock
+        if sock is None:
+            return
+        clients = threading.BoundedSemaphore(MAX_CLIENTS)
         while True:
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 return
+            if not clients.acquire(blocking=False):
+                conn.close()  # more clients at once than a technician ever runs: drop the extra
+                continue
+            threading.Thread(target=self._serve, args=(conn, clients), name="status-client",
+                             daemon=True).start()
+
+    def _serve(self, conn: socket.socket, clients: threading.BoundedSemaphore) -> None:
+        try:
             with conn:
-                conn.settimeout(5)
-                try:
-                    conn.recv(1024)
-                    conn.sendall(json.dumps(self._ask()).encode() + b"\n")
-                except OSError:
-                    continue
+                conn.settimeout(CLIENT_TIMEOUT_SECONDS)
+                conn.recv(1024)
+                conn.sendall(json.dumps(self._ask(), ensure_ascii=False).encode() + b"\n")
+        except OSError:
+            pass  # the client went away or sent nothing in time
+        finally:
+            clients.release()
 
     def _ask(self) -> dict[str, Any]:
         done = threading.Event()
@@ -74,6 +118,10 @@ class StatusServer:
         def build() -> None:
             try:
                 box.update(self.snapshot())
+            except Exception as exc:
+                log.exception("status snapshot failed")
+                box.clear()
+                box["error"] = f"the daemon could not build its status: {exc}"
             finally:
                 done.set()
 

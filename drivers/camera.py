@@ -25,10 +25,11 @@ BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
 
 
 class CameraReader:
-    def __init__(self, name: str, side: str, source: str | int) -> None:
+    def __init__(self, name: str, side: str, source: str | int, frames: str | None = None) -> None:
         self.name = name
         self.side = side
         self.source = str(source)
+        self.frames = frames  # the worker's frame source (module:function); None: the device
         self._stop = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
@@ -72,8 +73,11 @@ class CameraReader:
             started = time.monotonic()
             self._last_beat = started
             try:
+                argv = [sys.executable, "-m", "drivers.camera_worker", self.source]
+                if self.frames is not None:
+                    argv += ["--frames", self.frames]
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "drivers.camera_worker", self.source],
+                    argv,
                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**os.environ},
                 )
             except OSError as exc:
@@ -102,8 +106,8 @@ class CameraReader:
             if isinstance(message.get("code"), str):
                 stamp = message.get("t")
                 # A frame time that is not a number must not end this thread: the code still counts.
-                is_number = isinstance(stamp, int | float) and not isinstance(stamp, bool)
-                frame_t = float(stamp) if is_number else time.monotonic()
+                valid = isinstance(stamp, int | float) and not isinstance(stamp, bool)
+                frame_t = float(stamp) if valid and isinstance(stamp, int | float) else time.monotonic()
                 deliver(message["code"], frame_t)
                 # After delivering: the log line costs the door nothing on its way to the relay.
                 log.info("camera %s: code in frame_t=%.6f, decoded in %s ms by %s", self.name, frame_t,

@@ -15,12 +15,12 @@ Protocol: one JSON object per line on stdout.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cv2
@@ -28,6 +28,7 @@ import numpy as np
 
 from drivers import picamera
 from drivers.decode import DecodePipeline, to_grey
+from drivers.presentation import PresentationWindow
 
 # Change gating: a frame whose 80x60 thumbnail differs from the last one by more than this
 # (mean absolute grey levels) means something moved; decode fully for a while after.
@@ -36,7 +37,6 @@ GATE_THRESHOLD = 1.5
 AWAKE_SECONDS = 2.0
 # Even with nothing moving, look properly now and then (a code held perfectly still).
 IDLE_FULL_DECODE_SECONDS = 3.0
-SAME_PRESENTATION_SECONDS = 5.0
 HEARTBEAT_SECONDS = 0.5
 # A live camera that sends nothing for this long has stalled (a driver that blocks instead of
 # failing): report it and exit, so the reader restarts us and the door hears of it.
@@ -78,27 +78,6 @@ class LatestFrame:
 # --- sources -------------------------------------------------------------------------------
 
 
-def sim_frames(address: str) -> Iterator[tuple[float, np.ndarray]]:
-    """Frames from the simulated board: `hwsim://SOCKET#READER`."""
-    path, _, reader = address.removeprefix("hwsim://").partition("#")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
-    sock.sendall(json.dumps({"op": "camera_stream", "reader": reader}).encode() + b"\n")
-    stream = sock.makefile("rb")
-    reply = json.loads(stream.readline() or b"{}")
-    if not reply.get("ok"):
-        raise OSError(f"simulated camera {reader!r}: {reply.get('error', 'no answer')}")
-    while True:
-        header = stream.readline()
-        if not header:
-            raise OSError("simulated camera stream ended (unplugged)")
-        meta = json.loads(header)
-        data = stream.read(meta["n"])
-        if len(data) != meta["n"]:
-            raise OSError("simulated camera stream cut mid-frame")
-        yield meta["t"], np.frombuffer(data, np.uint8).reshape(meta["h"], meta["w"])
-
-
 def opencv_frames(source: str | int) -> Iterator[tuple[float, np.ndarray]]:
     """A device index or path, a stream URL, or a video file (played once at its own rate)."""
     is_file = isinstance(source, str) and "://" not in source and not source.startswith("/dev/")
@@ -126,9 +105,11 @@ def opencv_frames(source: str | int) -> Iterator[tuple[float, np.ndarray]]:
         capture.release()
 
 
-def frames_for(source: str) -> Iterator[tuple[float, np.ndarray]]:
-    if source.startswith("hwsim://"):
-        return sim_frames(source)
+FrameSource = Callable[[str], Iterator[tuple[float, np.ndarray]]]
+
+
+def device_frames(source: str) -> Iterator[tuple[float, np.ndarray]]:
+    """The door's own camera sources: Picamera2, or whatever OpenCV opens."""
     try:
         pi_camera = picamera.parse_source(source)
     except ValueError as exc:
@@ -160,9 +141,16 @@ class Gate:
         return False
 
 
-def capture_loop(source: str, mailbox: LatestFrame) -> None:
+def load_frame_source(spec: str) -> FrameSource:
+    """`module:function`: the frame source chosen at startup (the platform passes it)."""
+    module, _, name = spec.partition(":")
+    source: FrameSource = getattr(importlib.import_module(module), name)
+    return source
+
+
+def capture_loop(frames: FrameSource, source: str, mailbox: LatestFrame) -> None:
     try:
-        for t, frame in frames_for(source):
+        for t, frame in frames(source):
             mailbox.put(t, frame)
     except Exception as exc:  # any capture failure: report it, the parent restarts us
         emit(health=False, detail=str(exc))
@@ -172,12 +160,12 @@ def capture_loop(source: str, mailbox: LatestFrame) -> None:
     mailbox.end()
 
 
-def run(source: str) -> int:
+def run(source: str, frames: FrameSource = device_frames) -> int:
     mailbox = LatestFrame()
-    threading.Thread(target=capture_loop, args=(source, mailbox), daemon=True).start()
+    threading.Thread(target=capture_loop, args=(frames, source, mailbox), daemon=True).start()
     pipeline = DecodePipeline()
     gate = Gate()
-    seen: dict[str, float] = {}
+    presentations = PresentationWindow()
     healthy = False
     last_beat = 0.0
     last_frame = time.monotonic()
@@ -209,21 +197,18 @@ def run(source: str) -> int:
         found = pipeline.decode_video(grey)
         decode_ms = (time.perf_counter() - started) * 1000
         for text in found:
-            first = seen.get(text)
-            if first is not None and now - first <= SAME_PRESENTATION_SECONDS:
-                continue
-            seen[text] = now
-            emit(code=text, t=t, decode_ms=round(decode_ms, 3), step=pipeline.last_step)
-        if len(seen) > 64:
-            seen = {k: v for k, v in seen.items() if now - v <= SAME_PRESENTATION_SECONDS}
+            if not presentations.seen_recently(text, now):
+                emit(code=text, t=t, decode_ms=round(decode_ms, 3), step=pipeline.last_step)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="doorctl camera worker (started by the daemon)")
     parser.add_argument("source")
+    parser.add_argument("--frames", help="frame source as module:function (the platform's choice; "
+                        "default: the device, through Picamera2 or OpenCV)")
     args = parser.parse_args()
     try:
-        return run(args.source)
+        return run(args.source, load_frame_source(args.frames) if args.frames else device_frames)
     except BrokenPipeError:
         return 0
 

@@ -34,7 +34,7 @@ from drivers.regrid import regrid_read
 
 Frame = np.ndarray
 
-_QR = zxingcpp.BarcodeFormat.QRCode
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 MAX_REGION_SIDE = 400
 
 
@@ -169,8 +169,8 @@ def motion_kernel(half_length: int, angle: float) -> np.ndarray:
     kernel = np.zeros((n, n), np.float32)
     kernel[half_length, :] = 1.0
     turn = cv2.getRotationMatrix2D((half_length, half_length), angle, 1.0)
-    kernel = cv2.warpAffine(kernel, turn, (n, n))
-    return kernel / max(float(kernel.sum()), 1e-6)
+    smear: np.ndarray = cv2.warpAffine(kernel, turn, (n, n))
+    return smear / max(float(smear.sum()), 1e-6)
 
 
 # Edges this one-sided (smear_direction's evenness) are a hand's motion smear; above it, the

@@ -8,13 +8,23 @@ from dataclasses import dataclass
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from gpiozero.pins import Factory
 
-from controller.config import LockConfig
-
 # Contacts bounce for a few ms; 20 ms hides that and stays far below anything a person does.
 DEBOUNCE_SECONDS = 0.02
 
 
-def make_relay(config: LockConfig, factory: Factory) -> DigitalOutputDevice:
+@dataclass(frozen=True)
+class PinWiring:
+    """Which GPIO does what (gpiozero pin names); None = not fitted."""
+
+    relay_pin: str
+    relay_active_high: bool
+    door_sensor_pin: str | None
+    exit_button_pin: str | None
+    fire_alarm_pin: str | None
+    lock_sensor_pin: str | None
+
+
+def make_relay(config: PinWiring, factory: Factory) -> DigitalOutputDevice:
     """The lock relay, driven to its off level the moment it is claimed."""
     return DigitalOutputDevice(
         config.relay_pin, active_high=config.relay_active_high, initial_value=False, pin_factory=factory
@@ -37,7 +47,7 @@ class DoorPins:
     bolt_retracted: DigitalInputDevice | None  # active = bolt retracted
 
     @classmethod
-    def open(cls, config: LockConfig, factory: Factory) -> DoorPins:
+    def open(cls, config: PinWiring, factory: Factory) -> DoorPins:
         relay = make_relay(config, factory)  # first: nothing else happens with the relay undefined
         return cls(
             relay=relay,

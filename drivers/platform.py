@@ -1,20 +1,22 @@
 """The hardware a door runs on, chosen once at startup: the Pi's own pins, or the simulated board.
 
-Nothing below the CLI asks which one it got.
+Nothing below the CLI asks which one it got. This is the one place outside tests, benches and
+the demo that imports the simulator (`hwsim`, from hw-sim/, a separate distribution that a Pi
+does not install).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gpiozero.pins import Factory
 
-from controller.config import Config, ReaderConfig
-from drivers.readers import CodeReader
+from drivers.gpio import PinWiring
+from drivers.readers import CodeReader, ReaderConfig
 
 log = logging.getLogger("doorctl.platform")
 
@@ -23,11 +25,13 @@ def real_reader(reader: ReaderConfig) -> CodeReader:
     if reader.type == "serial":
         from drivers.serial_reader import SerialReader
 
-        assert reader.port is not None
+        if reader.port is None or reader.baudrate is None:
+            raise ValueError(f"reader {reader.name}: a serial reader needs port and baudrate")
         return SerialReader(reader.name, reader.side, reader.port, reader.baudrate)
     from drivers.camera import CameraReader
 
-    assert reader.source is not None
+    if reader.source is None:
+        raise ValueError(f"reader {reader.name}: a camera needs a source")
     return CameraReader(reader.name, reader.side, reader.source)
 
 
@@ -51,32 +55,55 @@ def pi_platform() -> Platform:
     return Platform(LGPIOFactory(), "lgpio")
 
 
-def default_sim_socket(config: Config) -> Path:
-    return Path(config.storage.path).parent / "sim.sock"
+def default_sim_socket(storage_path: str) -> Path:
+    """The simulator's socket: `sim.sock` beside the journal (contract §7)."""
+    return Path(storage_path).parent / "sim.sock"
 
 
-def sim_platform(config: Config, socket_path: str | Path | None = None) -> Platform:
+def _hwsim() -> Any:
+    try:
+        import hwsim.runtime
+    except ImportError as exc:
+        raise RuntimeError(
+            f"the hardware simulator is not installed ({exc}); it comes with the source tree "
+            "(pip install -e hw-sim), never on a door"
+        ) from exc
+    return hwsim.runtime
+
+
+def sim_board_answers(socket_path: Path) -> bool:
+    """Does a simulated board answer on this socket?"""
+    return bool(_hwsim().board_answers(socket_path))
+
+
+def serve_sim_board(
+    wiring: PinWiring, readers: tuple[ReaderConfig, ...], socket_path: Path
+) -> Callable[[], None]:
+    """Serve a simulated board on the socket (`doorctl sim`); returns what stops it."""
+    _board, server = _hwsim().host_board(wiring, readers, socket_path)
+    close: Callable[[], None] = server.close
+    return close
+
+
+def sim_platform(wiring: PinWiring, readers: tuple[ReaderConfig, ...], socket_path: Path) -> Platform:
     """The simulated board: the one answering on the socket, else one started in this process."""
-    from hwsim.runtime import attach_or_host
-
-    path = Path(socket_path) if socket_path else default_sim_socket(config)
-    link, closers = attach_or_host(config, path)
-    from hwsim.pins import SimFactory
-    from hwsim.readers import camera_is_simulated, serial_link_path
+    runtime = _hwsim()
+    link, closers = runtime.attach_or_host(wiring, readers, socket_path)
 
     def make_reader(reader: ReaderConfig) -> CodeReader:
         if reader.type == "serial":
-            from drivers.serial_reader import SerialReader
-
-            return SerialReader(reader.name, reader.side, str(serial_link_path(path, reader.name)))
-        if camera_is_simulated(reader):
+            return real_reader(replace(reader, port=str(runtime.serial_link_path(socket_path, reader.name))))
+        if runtime.camera_is_simulated(reader):
             from drivers.camera import CameraReader
 
-            return CameraReader(reader.name, reader.side, f"hwsim://{path}#{reader.name}")
+            return CameraReader(reader.name, reader.side, f"{socket_path}#{reader.name}",
+                                frames="hwsim.camera:frames")
         return real_reader(reader)
 
-    return Platform(SimFactory(link), f"sim:{path}", make_reader, closers)
+    return Platform(runtime.sim_factory(link), f"sim:{socket_path}", make_reader, closers)
 
 
-def select_platform(config: Config, *, sim: bool, sim_socket: str | None = None) -> Platform:
-    return sim_platform(config, sim_socket) if sim else pi_platform()
+def select_platform(
+    wiring: PinWiring, readers: tuple[ReaderConfig, ...], *, sim: bool, sim_socket: Path
+) -> Platform:
+    return sim_platform(wiring, readers, sim_socket) if sim else pi_platform()

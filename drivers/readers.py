@@ -8,12 +8,27 @@ Both callbacks must be cheap and thread-safe: the daemon's only post to the reac
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from controller.codes import MAX_CODE_CHARS
+# The longest code text (contract §1): a reader hands over at most one character more, so the
+# verifier can say "over 512" instead of reading a cut-off code.
+MAX_CODE_CHARS = 512
 
 Deliver = Callable[[str, float], None]  # code text, time.monotonic() when it was seen
 Health = Callable[[bool, str], None]  # ok, what happened
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """One `[[reader]]` of the configuration (checked by controller.config, which fills defaults)."""
+
+    name: str
+    type: str  # camera | serial
+    side: str  # entry | exit
+    source: str | int | None = None  # camera only
+    port: str | None = None  # serial only
+    baudrate: int | None = None  # serial only
 
 
 class CodeReader(Protocol):

@@ -90,7 +90,9 @@ def _fit_anchors(rect: Frame, n: int) -> Frame:
     at = np.array(centres, np.float32) * PX
     moved = np.array([_displaced(rect, t, (float(x), float(y)))
                       for t, (x, y) in zip(templates, at, strict=True)])
-    terms = [np.ones(len(at)), at[:, 0], at[:, 1]] + ([at[:, 0] * at[:, 1]] if len(at) == 4 else [])
+    terms: list[np.ndarray] = [np.ones(len(at)), at[:, 0], at[:, 1]]
+    if len(at) == 4:
+        terms.append(at[:, 0] * at[:, 1])
     basis = np.stack(terms, axis=1)
     cx = np.linalg.lstsq(basis, moved[:, 0], rcond=None)[0]
     cy = np.linalg.lstsq(basis, moved[:, 1], rcond=None)[0]
@@ -119,7 +121,8 @@ def _edge_shifts(grad: np.ndarray, n: int, centres: np.ndarray, half: int) -> np
                              np.cumsum(fine.reshape(count, n, 2 * PX), axis=1)], axis=1)
     combs = folded[:, first + 2 * half, :] - folded[:, first, :]
     best = np.argmax(combs, axis=2) / 2.0
-    return np.where(best >= PX / 2, best - PX, best).astype(np.float32)
+    shifts: np.ndarray = np.where(best >= PX / 2, best - PX, best).astype(np.float32)
+    return shifts
 
 
 def _fit_edges(rect: Frame, n: int, window: int, step: int) -> Frame:
@@ -144,13 +147,18 @@ def _modules(rect: Frame, n: int) -> Frame:
     return cv2.resize(clean, None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
 
 
+_QR_ANY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+
+
 def regrid_read(grey: Frame) -> list[str]:
     """Texts of QR symbols zxing-cpp found in `grey` but could not decode, read on a bent grid."""
-    detected = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.QRCodeModel2,
+    model2 = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCodeModel2)
+    detected = zxingcpp.read_barcodes(grey, formats=model2,
                                       return_errors=True, try_invert=False)
     texts: list[str] = []
     for result in [r for r in detected if not r.valid][:MAX_CANDIDATES]:
-        version = str(result.extra.get("Version", ""))
+        extra: dict[str, object] = dict(result.extra) if isinstance(result.extra, dict) else {}
+        version = str(extra.get("Version", ""))
         if not version.isdigit() or not 1 <= int(version) <= MAX_VERSION:
             continue
         n = 17 + 4 * int(version)
@@ -161,7 +169,7 @@ def regrid_read(grey: Frame) -> list[str]:
         rect = _fit_anchors(rect, n)
         for window, step in WINDOWS:
             rect = _fit_edges(rect, n, window, step)
-        found = zxingcpp.read_barcodes(_modules(rect, n), formats=zxingcpp.BarcodeFormat.QRCode,
+        found = zxingcpp.read_barcodes(_modules(rect, n), formats=_QR_ANY,
                                        text_mode=zxingcpp.TextMode.Plain, try_invert=False)
         texts += [r.text for r in found if r.valid and r.text not in texts]
     return texts

@@ -2,7 +2,12 @@
 
 It runs on its own thread and owns the relay's on/off, so it drops the relay at
 `max_unlock_seconds` even when the reactor hangs or a handler raises. Only the
-fire input (`hold`) may keep the relay on longer. The other layers of the
+fire input (`hold`) may keep the relay on longer.
+
+"Stuck" means: on continuously for longer than the bound since the last accepted
+request (`energize`). Members unlocking one after another restart the count, so
+a busy doorway never trips the guard, while a loop that stops sending the
+relay off is caught one bound after its last request. The other layers of the
 safety chain (systemd watchdog, `doorctl relay-off` after stop, the board's
 hardware watchdog) cover the cases where this whole process is gone or frozen.
 """
@@ -34,7 +39,8 @@ class RelayGuard:
         self._on_trip = on_trip
         self._monotonic = monotonic
         self._cond = threading.Condition()
-        self._on_since: float | None = None
+        self._on_since: float | None = None  # when the relay went on
+        self._bound_from = 0.0  # the last request: the bound counts from here
         self._hold = False
         self._closed = False
         relay.off()
@@ -50,12 +56,13 @@ class RelayGuard:
         return self._hold
 
     def energize(self) -> None:
-        """Start (or continue) an unlock. The bound counts from the first energize of this pulse."""
+        """Start (or continue) an unlock. The bound counts from this request."""
         with self._cond:
             if self._closed:
                 return
+            self._bound_from = self._monotonic()
             if self._on_since is None:
-                self._on_since = self._monotonic()
+                self._on_since = self._bound_from
                 self._relay.on()
             self._cond.notify()
 
@@ -71,8 +78,7 @@ class RelayGuard:
                 self._relay.on()
             else:
                 # Fire over: the bound applies again, counted from now.
-                if self._on_since is not None:
-                    self._on_since = self._monotonic()
+                self._bound_from = self._monotonic()
             self._cond.notify()
 
     def release(self) -> None:
@@ -99,7 +105,7 @@ class RelayGuard:
                 if self._on_since is None or self._hold:
                     self._cond.wait()
                     continue
-                remaining = self._on_since + self._max_on - self._monotonic()
+                remaining = self._bound_from + self._max_on - self._monotonic()
                 if remaining > 0:
                     self._cond.wait(timeout=remaining)
                     continue

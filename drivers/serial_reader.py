@@ -21,7 +21,7 @@ BACKOFF_START, BACKOFF_MAX = 0.2, 5.0
 
 
 class SerialReader:
-    def __init__(self, name: str, side: str, port: str, baudrate: int = 9600) -> None:
+    def __init__(self, name: str, side: str, port: str, baudrate: int) -> None:
         self.name = name
         self.side = side
         self.port = port

@@ -24,9 +24,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 # Reinstall only when the dependency list changed since the last install.
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ hw-sim/pyproject.toml -nt "$stamp" ]; then
     echo "bootstrap: installing Python packages into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    # The door with its development tools, and the simulator beside it (development only).
+    .venv/bin/python -m pip install -q -e '.[dev]' -e ./hw-sim
     touch "$stamp"
 fi

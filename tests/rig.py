@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from controller.config import Config
-from controller.core import DoorCore
+from controller.daemon import DoorDaemon
 from controller.journal import Journal
-from controller.lock import LockController
-from controller.reactor import Reactor
 from drivers.gpio import DoorPins
+from drivers.platform import Platform
 from drivers.relay import RelayGuard
 from hwsim.board import SimBoard
 from hwsim.pins import SimFactory
-from hwsim.runtime import wiring_for
+from hwsim.runtime import board_wiring
 from hwsim.server import LocalLink
 from tests.helpers import make_config
 
@@ -47,25 +46,39 @@ def relay_on_spans(board: SimBoard, since: float = 0.0) -> list[tuple[float, flo
     return spans
 
 
+class Relay:
+    """The door's relay: a RelayGuard over gpiozero pins on a simulated board."""
+
+    def __init__(self, config: Config) -> None:
+        self.board = SimBoard(board_wiring(config.lock.wiring))
+        self.pins = DoorPins.open(config.lock.wiring, SimFactory(LocalLink(self.board)))
+        self.guard = RelayGuard(self.pins.relay, config.lock.max_unlock_seconds)
+
+    def close(self) -> None:
+        self.guard.force_off()
+        self.pins.close()
+
+
 class Rig:
+    """The real DoorDaemon (pins, relay guard, reactor, journal, core) on a simulated board in this
+    process, serving on a thread; the test keeps its own journal connection to read events."""
+
     def __init__(self, tmp_path: Path, board: SimBoard | None = None, **lock: Any) -> None:
         lock_cfg = {"relay_pin": "GPIO17", "door_sensor_pin": "GPIO27", "exit_button_pin": "GPIO22",
                     "fire_alarm_pin": "GPIO23", "lock_sensor_pin": "GPIO24", "unlock_seconds": 0.5,
                     "max_unlock_seconds": 1.0, "door_held_seconds": 1, **lock}
         self.config: Config = make_config(tmp_path, lock=lock_cfg)
-        self.board = board or SimBoard(wiring_for(self.config))
-        self.factory = SimFactory(LocalLink(self.board))
-        self.pins = DoorPins.open(self.config.lock, self.factory)
-        self.reactor = Reactor()
-        self.journal = Journal(self.config.storage.path)
-        self.core = DoorCore(self.config, self.journal)
-        self.guard = RelayGuard(self.pins.relay, self.config.lock.max_unlock_seconds,
-                                on_trip=lambda s: self.reactor.post(lambda: self.lock.relay_tripped(s)))
-        self.lock = LockController(self.config.lock, self.pins, self.guard, self.reactor, self.core)
-        self.reactor.post(self.lock.start)
-        self.thread = threading.Thread(target=self.reactor.run, daemon=True)
+        self.board = board or SimBoard(board_wiring(self.config.lock.wiring))
+        platform = Platform(SimFactory(LocalLink(self.board)), "sim:in-process")
+        self.daemon = DoorDaemon(self.config, platform)
+        self.core = self.daemon.core
+        self.reactor = self.daemon.reactor
+        self.guard = self.daemon.guard
+        self.pins = self.daemon.pins
+        self.thread = threading.Thread(target=self.daemon.serve, daemon=True)
         self.thread.start()
         self.reader = Journal(self.config.storage.path)  # the test's own connection
+        assert wait_for(lambda: self.on_reactor(lambda: True))
 
     def event_types(self) -> list[str]:
         return [e.type for e in self.reader.events()]
@@ -87,9 +100,6 @@ class Rig:
         return box[0]
 
     def close(self) -> None:
-        self.reactor.stop()
+        self.daemon.stop()
         self.thread.join(5)
-        self.guard.force_off()
-        self.pins.close()
-        self.journal.close()
         self.reader.close()

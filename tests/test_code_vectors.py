@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -10,23 +9,30 @@ from typing import Any
 import pytest
 
 from controller.clock import DoorClock
-from controller.codes import CodeVerifier
-from controller.core import DoorCore
+from controller.config import Config
+from controller.core import DoorCore, verifier_for
 from controller.journal import Journal
+from controller.vocab import Side
 from tests.helpers import VECTORS, make_config
+from tests.rig import Relay
 
 
 def _vector_files() -> list[Path]:
     return sorted(p for p in VECTORS.glob("*.json") if "cases" in json.loads(p.read_text()))
 
 
-def _verifier(vec: dict[str, Any]) -> CodeVerifier:
-    return CodeVerifier(
-        {kid: base64.b64decode(k) for kid, k in vec["keys"].items()},
-        issuer=vec["issuer"],
-        store=vec["store"],
-        max_clock_skew_seconds=vec["max_clock_skew_seconds"],
-        max_code_ttl_seconds=vec["max_code_ttl_seconds"],
+def _config(vec: dict[str, Any], tmp_path: Path, **more: Any) -> Config:
+    """A door configured as the vector file says (store, issuer, skew, ttl, keys)."""
+    return make_config(
+        tmp_path,
+        door={"store": vec["store"], "name": "main", "seats": 100},
+        credentials={
+            "issuer": vec["issuer"],
+            "max_clock_skew_seconds": vec["max_clock_skew_seconds"],
+            "max_code_ttl_seconds": vec["max_code_ttl_seconds"],
+            "keys": vec["keys"],
+        },
+        **more,
     )
 
 
@@ -48,9 +54,9 @@ def test_vectors_are_there() -> None:
 
 
 @pytest.mark.parametrize(("path", "case"), CASES)
-def test_case(path: Path, case: dict[str, Any]) -> None:
+def test_case(path: Path, case: dict[str, Any], tmp_path: Path) -> None:
     vec = json.loads(path.read_text())
-    verdict = _verifier(vec).verify(case["code"], case["now"], revoked=frozenset(vec.get("revoked", [])))
+    verdict = verifier_for(_config(vec, tmp_path)).verify(case["code"], case["now"], revoked=frozenset(vec.get("revoked", [])))
     got = "ok" if verdict.ok else verdict.reason
     assert got == case["verdict"], verdict.detail
     if verdict.ok:
@@ -71,27 +77,22 @@ class _FakeWall:
 def test_sequence_through_the_door(path: Path, seq: dict[str, Any], tmp_path: Path) -> None:
     """Run the sequence through DoorCore with a real journal: ok, ignored (no event) or the deny."""
     vec = json.loads(path.read_text())
-    config = make_config(
+    config = _config(
+        vec,
         tmp_path,
-        door={"store": vec["store"], "name": "main", "seats": 100},
-        credentials={
-            "issuer": vec["issuer"],
-            "max_clock_skew_seconds": vec["max_clock_skew_seconds"],
-            "max_code_ttl_seconds": vec["max_code_ttl_seconds"],
-            "keys": vec["keys"],
-        },
         reader=[
             {"name": "front", "type": "camera", "side": "entry", "source": 0},
             {"name": "inside", "type": "serial", "side": "exit", "port": "/dev/null"},
         ],
     )
-    sides = {r.name: r.side for r in config.readers}
+    sides = {r.name: Side(r.side) for r in config.readers}
     wall = _FakeWall(seq["steps"][0]["now"])
     mono = _FakeWall(0.0)
     journal = Journal(config.storage.path)
     clock = DoorClock(0, wall=wall, monotonic=mono, synced_probe=lambda: True)
-    core = DoorCore(config, journal, clock, monotonic=mono)
-    core.set_revoked(1, vec.get("revoked", []))
+    relay = Relay(config)
+    core = DoorCore(config, journal, relay.guard, clock, monotonic=mono)
+    core.set_revoked(1, frozenset(vec.get("revoked", [])))
     for step in seq["steps"]:
         wall.t = step["now"]
         mono.t = step["now"] - seq["steps"][0]["now"]
@@ -107,3 +108,4 @@ def test_sequence_through_the_door(path: Path, seq: dict[str, Any], tmp_path: Pa
             assert handled.decision.reason == step["expect"]
             assert [e.type for e in handled.events] == ["denied"]
             assert handled.events[0].reason == step["expect"]
+    relay.close()

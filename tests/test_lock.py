@@ -1,4 +1,8 @@
-"""Lock behaviour (contract §3) through gpiozero pins on the simulated board, with a real journal."""
+"""Lock timing through the real daemon, gpiozero pins and the simulated board, with a real journal.
+
+A thin set: what only real threads and real time show (the relay moves at once, the guard drops
+a relay the loop forgot, the fire hold outlasts the bound). The lock's rules themselves are
+tested on the pure function with a fake clock (tests/test_decision.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from controller.vocab import Alarm, LockStatus
 from drivers.gpio import DoorPins
 from hwsim.board import SimBoard
 from hwsim.pins import SimFactory
-from hwsim.runtime import wiring_for
+from hwsim.runtime import board_wiring
 from hwsim.server import LocalLink
 from tests.helpers import make_config
 from tests.rig import Rig, relay_on_spans, wait_for
@@ -33,7 +38,8 @@ def test_exit_button_pulses_for_unlock_seconds(rig: Rig) -> None:
     assert wait_for(lambda: not rig.board.relay_energized, 2)
     ((on, off),) = relay_on_spans(rig.board, t0)
     assert on - t0 < 0.1, "the relay moves at once"
-    assert off is not None and 0.45 <= off - on <= 0.6
+    # Ends by the pulse's own timer, well before the guard's 1 s bound (no trip event below).
+    assert off is not None and 0.45 <= off - on < 1.0
     assert wait_for(lambda: rig.event_types() == ["unlock"])
     assert rig.events("unlock")[0].source == "button"
 
@@ -60,40 +66,19 @@ def test_door_forced_within_a_second(rig: Rig) -> None:
     rig.board.set_door(True)
     assert wait_for(lambda: "door_forced" in rig.event_types(), 1.0)
     assert time.monotonic() - t0 < 1.0
-    assert rig.on_reactor(lambda: "door_forced" in rig.lock.alarms)
+    assert rig.on_reactor(lambda: Alarm.DOOR_FORCED in rig.core.state.alarms)
     rig.board.set_door(False)
-    assert wait_for(lambda: rig.on_reactor(lambda: not rig.lock.alarms))
-
-
-def test_door_held(rig: Rig) -> None:
-    rig.press_exit()
-    assert wait_for(lambda: rig.board.state()["bolt"] == "retracted")
-    rig.board.set_door(True)
-    time.sleep(0.8)
-    assert "door_held" not in rig.event_types()
-    assert wait_for(lambda: "door_held" in rig.event_types(), 1.0)
-    assert "door_forced" not in rig.event_types()
-    assert rig.on_reactor(lambda: rig.lock.door_state) == "open"
-    rig.board.set_door(False)
-    assert wait_for(lambda: rig.on_reactor(lambda: "door_held" not in rig.lock.alarms))
+    assert wait_for(lambda: rig.on_reactor(lambda: not rig.core.state.alarms))
 
 
 def test_unlock_fault_when_the_bolt_is_jammed(rig: Rig) -> None:
     rig.board.set_jammed(True)
-    t0 = time.monotonic()
     rig.press_exit()
-    assert wait_for(lambda: "unlock_fault" in rig.event_types(), 2)
-    assert 0.95 <= time.monotonic() - t0 <= 1.5
-    assert rig.on_reactor(lambda: rig.lock.lock_state) == "jammed"
+    assert wait_for(lambda: "unlock_fault" in rig.event_types(), 3)
+    assert rig.on_reactor(lambda: rig.core.state.lock) is LockStatus.JAMMED
     rig.board.set_jammed(False)
     rig.press_exit()
-    assert wait_for(lambda: rig.on_reactor(lambda: rig.lock.lock_state) != "jammed")
-
-
-def test_no_fault_when_the_bolt_follows(rig: Rig) -> None:
-    rig.press_exit()
-    time.sleep(1.3)
-    assert "unlock_fault" not in rig.event_types()
+    assert wait_for(lambda: rig.on_reactor(lambda: rig.core.state.lock) is not LockStatus.JAMMED)
 
 
 def test_fire_holds_the_door_open_beyond_the_bound(rig: Rig) -> None:
@@ -115,8 +100,8 @@ def test_fire_holds_the_door_open_beyond_the_bound(rig: Rig) -> None:
 
 
 def test_fire_active_at_boot_holds_the_relay(tmp_path: Path) -> None:
-    board = SimBoard(wiring_for(make_config(tmp_path, lock={"relay_pin": "GPIO17",
-                                                            "fire_alarm_pin": "GPIO23"})))
+    board = SimBoard(board_wiring(make_config(tmp_path, lock={"relay_pin": "GPIO17",
+                                                              "fire_alarm_pin": "GPIO23"}).lock.wiring))
     board.set_input("fire_alarm", True)
     rig = Rig(tmp_path, board=board)
     try:
@@ -154,24 +139,25 @@ def test_a_raising_handler_does_not_stop_the_door(rig: Rig) -> None:
     assert off is not None and off - on <= 0.6, "the pulse still ends on time"
 
 
-def test_repeated_unlocks_never_exceed_the_bound(rig: Rig) -> None:
+def test_members_in_a_row_keep_the_door_open_without_a_watchdog_trip(rig: Rig) -> None:
     t0 = time.monotonic()
-    for _ in range(10):  # someone keeps pressing: each press extends the pulse
+    for _ in range(8):  # a queue at the door: each unlock restarts the pulse
         rig.press_exit()
         time.sleep(0.27)
+    last = time.monotonic()
     assert wait_for(lambda: not rig.board.relay_energized, 2)
-    spans = relay_on_spans(rig.board, t0)
-    assert spans
-    for on, off in spans:
-        assert off is not None and off - on <= 1.0 + MAX_OVERRUN
+    ((on, off),) = relay_on_spans(rig.board, t0)
+    assert off is not None and off - on > 1.0, "on past max_unlock_seconds, one request after another"
+    assert off - last < 0.6, "ends one pulse after the last request"
+    assert "relay_watchdog" not in rig.event_types()
 
 
 def test_start_drives_a_relay_left_on_off_without_pulsing(tmp_path: Path) -> None:
     config = make_config(tmp_path)
-    board = SimBoard(wiring_for(config))
+    board = SimBoard(board_wiring(config.lock.wiring))
     board.write(17, True)  # a previous process died with the relay on
     t0 = time.monotonic()
-    pins = DoorPins.open(config.lock, SimFactory(LocalLink(board)))
+    pins = DoorPins.open(config.lock.wiring, SimFactory(LocalLink(board)))
     assert not board.relay_energized
     assert [c.level for c in board.changes("relay", t0)] == [False], "one write: off"
     pins.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.config import Config, ReaderConfig
+from drivers.readers import ReaderConfig
 from hwsim.serial_port import SimSerialPort
 
 
@@ -20,21 +21,20 @@ def camera_is_simulated(reader: ReaderConfig) -> bool:
     source = reader.source
     if isinstance(source, int):
         return True
-    assert source is not None
-    if "://" in source:
+    if source is None or "://" in source:
         return False
     return source.startswith("/dev/") or source.isdigit() or not Path(source).is_file()
 
 
 class SimReaders:
-    def __init__(self, config: Config, socket_path: Path) -> None:
+    def __init__(self, readers: Sequence[ReaderConfig], socket_path: Path) -> None:
         self.serial: dict[str, SimSerialPort] = {
             r.name: SimSerialPort(serial_link_path(socket_path, r.name))
-            for r in config.readers
+            for r in readers
             if r.type == "serial"
         }
         self.cameras: dict[str, Any] = {}
-        for r in config.readers:
+        for r in readers:
             if r.type == "camera" and camera_is_simulated(r):
                 from hwsim.camera import SimCamera
 

@@ -1,18 +1,25 @@
-"""Starting or finding a simulated board for a door configuration."""
+"""Starting or finding a simulated board for a door's wiring and readers."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory
 
-from controller.config import Config
+from drivers.gpio import PinWiring
+from drivers.readers import ReaderConfig
 from hwsim.board import SimBoard, Wiring
-from hwsim.readers import SimReaders
+from hwsim.pins import SimFactory
+from hwsim.readers import SimReaders, camera_is_simulated, serial_link_path
 from hwsim.server import BoardLink, BoardServer, LocalLink, RemoteLink, board_answers
+
+# What drivers.platform (the one startup choice) uses of the simulator.
+__all__ = ["attach_or_host", "board_answers", "camera_is_simulated", "host_board", "serial_link_path",
+           "sim_factory"]
 
 log = logging.getLogger("hwsim")
 
@@ -26,36 +33,42 @@ def gpio_number(name: str | None) -> int | None:
     raise ValueError(f"{name} is not a GPIO pin")
 
 
-def wiring_for(config: Config) -> Wiring:
-    lock = config.lock
-    relay = gpio_number(lock.relay_pin)
-    assert relay is not None
+def board_wiring(pins: PinWiring) -> Wiring:
+    relay = gpio_number(pins.relay_pin)
+    if relay is None:
+        raise ValueError("the relay pin is required")
     return Wiring(
         relay=relay,
-        relay_active_high=lock.relay_active_high,
-        door_sensor=gpio_number(lock.door_sensor_pin),
-        exit_button=gpio_number(lock.exit_button_pin),
-        fire_alarm=gpio_number(lock.fire_alarm_pin),
-        lock_sensor=gpio_number(lock.lock_sensor_pin),
+        relay_active_high=pins.relay_active_high,
+        door_sensor=gpio_number(pins.door_sensor_pin),
+        exit_button=gpio_number(pins.exit_button_pin),
+        fire_alarm=gpio_number(pins.fire_alarm_pin),
+        lock_sensor=gpio_number(pins.lock_sensor_pin),
     )
 
 
-def host_board(config: Config, path: Path) -> tuple[SimBoard, BoardServer]:
-    board = SimBoard(wiring_for(config))
+def host_board(pins: PinWiring, readers: Sequence[ReaderConfig], path: Path) -> tuple[SimBoard, BoardServer]:
+    board = SimBoard(board_wiring(pins))
     server = BoardServer(board, path)
-    readers = SimReaders(config, path)
-    server.extra_ops.update(readers.ops())
-    server.stream_ops.update(readers.stream_ops())
-    server.readers = readers
+    sim_readers = SimReaders(readers, path)
+    server.extra_ops.update(sim_readers.ops())
+    server.stream_ops.update(sim_readers.stream_ops())
+    server.readers = sim_readers
     server.start()
     return board, server
 
 
-def attach_or_host(config: Config, path: Path) -> tuple[BoardLink, list[Callable[[], Any]]]:
+def attach_or_host(
+    pins: PinWiring, readers: Sequence[ReaderConfig], path: Path
+) -> tuple[BoardLink, list[Callable[[], Any]]]:
     if board_answers(path):
         log.info("using the simulated board on %s", path)
         remote = RemoteLink(path)
         return remote, [remote.close]
     log.info("starting a simulated board in this process on %s", path)
-    board, server = host_board(config, path)
+    board, server = host_board(pins, readers, path)
     return LocalLink(board), [server.close]
+
+
+def sim_factory(link: BoardLink) -> Factory:
+    return SimFactory(link)
