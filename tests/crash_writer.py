@@ -14,12 +14,14 @@ import time
 from controller.config import load_config
 from controller.core import DoorCore
 from controller.journal import Journal
+from controller.vocab import Side
 from tests.helpers import code
+from tests.rig import Relay
 
 
 def main() -> None:
     config = load_config(sys.argv[1])
-    core = DoorCore(config, Journal(config.storage.path))
+    core = DoorCore(config, Journal(config.storage.path), Relay(config).guard)
     out = os.fdopen(sys.stdout.fileno(), "w", buffering=1)
     out.write("ready\n")
     i = int.from_bytes(os.urandom(2), "big")
@@ -28,7 +30,7 @@ def main() -> None:
         member = f"m-{i % 40}"
         inside = member in core.state.sessions
         text = code(member, iat=int(time.time()), ttl=30, act="checkout" if inside else None)
-        handled = core.present(text, "remote" if inside else "front", "remote" if inside else "entry")
+        handled = core.present(text, "remote" if inside else "front", Side.REMOTE if inside else Side.ENTRY)
         assert handled.decision is not None and handled.decision.ok, handled
         lines = [f"seq {e.seq}" for e in handled.events]
         assert handled.code is not None

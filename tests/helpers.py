@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from controller.codes import mint_code
+from controller.codes import mint_code, mint_revocation
 from controller.config import Config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +47,12 @@ def code(
         stores=stores,
         act=act,
     )
+
+
+def revocation(version: int, members: list[str], *, kid: str = "k1", issuer: str = "officepass",
+               iat: int = NOW) -> str:
+    """A signed revocation list (contract §4), as the pass service publishes it."""
+    return mint_revocation(PRIVATE[kid], kid=kid, issuer=issuer, iat=iat, version=version, members=members)
 
 
 def config_doc(**overrides: Any) -> dict[str, Any]:

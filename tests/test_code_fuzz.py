@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import cbor2
@@ -111,7 +112,5 @@ def test_any_revocation_payload_is_refused_cleanly(tree: Any) -> None:
     except Exception:  # not encodable: hypothesis built something CBOR has no form for
         return
     for text in ("OPR1:" + b45encode(body), "OPR1:" + b45encode(cbor2.dumps([b"", {}, body, b"x" * 64]))):
-        try:
+        with contextlib.suppress(MalformedCode):
             parse_revocation(text, max_members=10)
-        except MalformedCode:
-            pass

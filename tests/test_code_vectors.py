@@ -56,7 +56,8 @@ def test_vectors_are_there() -> None:
 @pytest.mark.parametrize(("path", "case"), CASES)
 def test_case(path: Path, case: dict[str, Any], tmp_path: Path) -> None:
     vec = json.loads(path.read_text())
-    verdict = verifier_for(_config(vec, tmp_path)).verify(case["code"], case["now"], revoked=frozenset(vec.get("revoked", [])))
+    verifier = verifier_for(_config(vec, tmp_path))
+    verdict = verifier.verify(case["code"], case["now"], revoked=frozenset(vec.get("revoked", [])))
     got = "ok" if verdict.ok else verdict.reason
     assert got == case["verdict"], verdict.detail
     if verdict.ok:

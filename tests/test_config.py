@@ -28,6 +28,11 @@ def test_example_documents_every_key() -> None:
         assert f"\n{key} = " in text, f"config/example.toml does not document {key}"
 
 
+def test_pins_are_stored_by_their_gpio_name() -> None:
+    config = parse_config(config_doc(lock={"relay_pin": "BOARD11", "exit_button_pin": "BCM22"}))
+    assert (config.lock.relay_pin, config.lock.exit_button_pin) == ("GPIO17", "GPIO22")
+
+
 def test_defaults() -> None:
     config = parse_config(config_doc())
     assert config.door.seats == 2
@@ -38,6 +43,9 @@ def test_defaults() -> None:
     assert config.credentials.issuer == "officepass"
     assert (config.credentials.max_clock_skew_seconds, config.credentials.max_code_ttl_seconds,
             config.credentials.max_command_ttl_seconds) == (60, 300, 60)
+    assert config.credentials.command_clock_skew_seconds == 5
+    assert config.credentials.commands_need_synced_clock is True
+    assert config.credentials.max_revoked_members == 100_000
     assert config.mqtt is None
     assert config.storage.path == "doorctl.db"
 
@@ -66,7 +74,7 @@ def test_every_problem_reported_at_once_with_its_key() -> None:
     )
     text = "\n".join(problems)
     for key in ("door.name: required", "door.seats: must be an integer", "door.colour: unknown key",
-                "lock.relay_pin: must be a gpiozero pin", "lock.unlock_seconds: must not exceed",
+                "lock.relay_pin: 'pin17' is not a pin gpiozero knows", "lock.unlock_seconds: must not exceed",
                 "reader[0].side: must be one of", "reader[0].source: required",
                 "reader[1].name: reader name 'a' is used twice", "reader[1].source: unknown key",
                 "credentials.keys.k1: is not valid base64", "credentials.issuer: must be a string",
@@ -83,7 +91,28 @@ def test_every_problem_reported_at_once_with_its_key() -> None:
         ({"door": {"store": "s", "name": "n", "auto_checkout_after_minutes": -1}},
          "door.auto_checkout_after_minutes"),
         ({"door": {"store": "bad store!", "name": "n"}}, "door.store"),
-        ({"lock": {"relay_pin": "GPIO17", "door_sensor_pin": "GPIO17"}}, "lock.door_sensor_pin: pin GPIO17"),
+        ({"lock": {"relay_pin": "GPIO17", "door_sensor_pin": "GPIO17"}},
+         "lock.door_sensor_pin: GPIO17 is already used by lock.relay_pin"),
+        # Aliases of one GPIO are one pin (BCM17 = BOARD11 = J8:11 = GPIO17).
+        ({"lock": {"relay_pin": "GPIO17", "exit_button_pin": "BCM17"}},
+         "lock.exit_button_pin: GPIO17 is already used by lock.relay_pin"),
+        ({"lock": {"relay_pin": "BOARD11", "fire_alarm_pin": "J8:11"}},
+         "lock.fire_alarm_pin: GPIO17 is already used by lock.relay_pin"),
+        ({"lock": {"relay_pin": "GPIO99"}}, "lock.relay_pin: 'GPIO99' is not a pin gpiozero knows"),
+        ({"lock": {"relay_pin": "BOARD1"}}, "lock.relay_pin: 'BOARD1' is header pin 3V3, not a GPIO"),
+        ({"lock": {"relay_pin": "GPIO17", "door_sensor_pin": "BOARD6"}}, "lock.door_sensor_pin: 'BOARD6' is "
+         "header pin GND"),
+        # Not a number a timer can use.
+        ({"lock": {"relay_pin": "GPIO17", "max_unlock_seconds": float("nan")}},
+         "lock.max_unlock_seconds: must be a finite number"),
+        ({"lock": {"relay_pin": "GPIO17", "unlock_seconds": float("nan")}},
+         "lock.unlock_seconds: must be a finite number"),
+        ({"lock": {"relay_pin": "GPIO17", "door_held_seconds": float("inf")}},
+         "lock.door_held_seconds: must be a finite number"),
+        ({"lock": {"relay_pin": "GPIO17", "unlock_seconds": 10.0, "max_unlock_seconds": 8}},
+         "lock.unlock_seconds: must not exceed lock.max_unlock_seconds"),
+        ({"credentials": {"keys": {"k1": "hvIkyuindLwdofySPU81ayCX0dyGZ9TWywtBmUV59fg="},
+                          "command_clock_skew_seconds": 600}}, "credentials.command_clock_skew_seconds"),
         ({"lock": {"relay_pin": "GPIO17", "relay_active_high": "yes"}}, "lock.relay_active_high"),
         ({"lock": {"relay_pin": "GPIO17", "max_unlock_seconds": 0}}, "lock.max_unlock_seconds"),
         ({"lock": {}}, "lock.relay_pin: required key is missing"),
@@ -149,6 +178,21 @@ def test_check_config_cli(tmp_path: Path) -> None:
     missing_file.write_text(toml_text(config_doc(mqtt={"host": "h", "ca_file": str(tmp_path / "ca.pem")})))
     res = doorctl("check-config", "--config", str(missing_file))
     assert res.returncode == 2 and "mqtt.ca_file: file" in res.stdout
+
+
+def test_check_config_loads_the_credential_files_as_the_daemon_does(tmp_path: Path) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    latin1 = tmp_path / "password"
+    latin1.write_bytes("pass\xe9".encode("latin-1"))
+    doc = config_doc(mqtt={"host": "h", "ca_file": str(not_pem), "username": "door",
+                           "password_file": str(latin1)})
+    path = tmp_path / "files.toml"
+    path.write_text(toml_text(doc))
+    res = doorctl("check-config", "--config", str(path))
+    assert res.returncode == 2, res.stdout
+    assert f"mqtt.ca_file: {not_pem} is not a PEM CA certificate" in res.stdout
+    assert f"mqtt.password_file: {latin1} is not UTF-8 text" in res.stdout
 
 
 def test_run_refuses_a_broken_config_before_touching_anything(tmp_path: Path) -> None:

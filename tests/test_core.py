@@ -107,7 +107,9 @@ def test_the_presentation_window_runs_on_the_monotonic_clock(door: tuple[DoorCor
     assert core.present(text, "front", ENTRY).ignored, "still the same presentation"
 
 
-def test_a_denied_command_redelivered_at_once_gets_its_first_answer(door: tuple[DoorCore, Clock, Clock]) -> None:
+def test_a_denied_command_redelivered_at_once_gets_its_first_answer(
+    door: tuple[DoorCore, Clock, Clock],
+) -> None:
     core, wall, _ = door
     stale = code("m1", iat=int(wall.t) - 600, act="unlock", ttl=60)
     first = core.present(stale, "remote", REMOTE)
@@ -300,7 +302,7 @@ def test_a_full_disk_degrades_codes_and_the_exit_button_still_opens(full_disk: P
 
 
 def test_a_journal_deleted_under_the_door_is_written_back(door: tuple[DoorCore, Clock, Clock]) -> None:
-    core, wall, mono = door
+    core, wall, _ = door
     core.present(code("m1", iat=int(wall.t)), "front", ENTRY)
     seq = core.journal.last_seq()
     for suffix in ("", "-wal", "-shm"):

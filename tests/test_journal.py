@@ -15,7 +15,11 @@ from controller.clock import DoorClock
 from controller.core import DoorCore
 from controller.decision import DoorState, Event, Session
 from controller.journal import DELIVERED_RETENTION_SECONDS, Journal, JournalError, UsedCode
+from controller.vocab import EventType, SessionState, Side, Source
 from tests.helpers import ROOT, code, config_doc, make_config, toml_text
+from tests.rig import Relay
+
+UNLOCK = Event(EventType.UNLOCK, None, Source.BUTTON)
 
 T = 1_800_000_000.0
 
@@ -25,10 +29,11 @@ def test_pragmas_and_restore(tmp_path: Path) -> None:
     j = Journal(path)
     assert j._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    s1 = Session("m1", "checked_in", T, T + 7200)
-    s2 = Session("m2", "checking_out", T, T + 7200, warned=True, overdue=True)
-    state = DoorState.of([s1, s2])
-    written = j.commit(DoorState(), state, [Event("check_in", "m1", "entry", None, {"deadline": T + 7200})],
+    s1 = Session("m1", SessionState.CHECKED_IN, T, T + 7200)
+    s2 = Session("m2", SessionState.CHECKING_OUT, T, T + 7200, warned=True, overdue=True)
+    state = DoorState.restored([s1, s2])
+    check_in = Event(EventType.CHECK_IN, "m1", Source.ENTRY, None, {"deadline": T + 7200})
+    written = j.commit(DoorState(), state, [check_in],
                        now=T, used_code=UsedCode(b"c" * 8, "front", T, T + 360), floor=T + 5)
     j.set_revoked(3, ["bad-1", "bad-2"])
     j.close()
@@ -42,16 +47,25 @@ def test_pragmas_and_restore(tmp_path: Path) -> None:
     assert ev.seq == written[0].seq == 1 and ev.fields == {"deadline": T + 7200}
     payload = ev.payload("shinjuku-3", "main")
     assert payload["ts"] == "2027-01-15T08:00:00.000Z" and payload["deadline"] == T + 7200
-    assert set(payload) >= {"id", "seq", "ts", "store", "door", "type", "member", "source", "reason"}
+    assert set(payload) >= {"id", "seq", "epoch", "ts", "store", "door", "type", "member", "source", "reason"}
+    assert payload["epoch"] == j.epoch and len(j.epoch) == 12
     # a closed session is gone from the live set
-    j.commit(state, DoorState.of([s2]), [], now=T + 1)
-    assert j.load_state() == DoorState.of([s2])
+    j.commit(state, DoorState.restored([s2]), [], now=T + 1)
+    assert j.load_state() == DoorState.restored([s2])
+
+
+def test_a_new_journal_has_a_new_epoch(tmp_path: Path) -> None:
+    first = Journal(tmp_path / "j.db")
+    epoch = first.epoch
+    first.close()
+    assert Journal(tmp_path / "j.db").epoch == epoch, "the same journal keeps its epoch"
+    assert Journal(tmp_path / "other.db").epoch != epoch, "a journal made anew numbers under a new epoch"
 
 
 def test_prune_keeps_undelivered_and_seq_never_goes_back(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.db")
     old = T - DELIVERED_RETENTION_SECONDS - 10
-    evs = j.commit(DoorState(), DoorState(), [Event("unlock", None, "button")] * 3, now=old)
+    evs = j.commit(DoorState(), DoorState(), [UNLOCK] * 3, now=old)
     j.commit(DoorState(), DoorState(), [], now=old, used_code=UsedCode(b"e" * 8, "r", old, old + 300))
     j.mark_delivered([evs[0].seq, evs[2].seq], at=old)
     assert j.prune(T) == (2, 1)
@@ -60,18 +74,19 @@ def test_prune_keeps_undelivered_and_seq_never_goes_back(tmp_path: Path) -> None
     j.mark_delivered([2], at=T)
     j.prune(T + DELIVERED_RETENTION_SECONDS + 1)
     assert j.events() == []
-    (ev,) = j.commit(DoorState(), DoorState(), [Event("unlock", None, "button")], now=T)
+    (ev,) = j.commit(DoorState(), DoorState(), [UNLOCK], now=T)
     assert ev.seq == 4, "seq continues after everything was pruned"
 
 
 def test_a_failed_write_takes_no_effect(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     j = Journal(config.storage.path)
-    core = DoorCore(config, j)
-    assert core.present(code("m1", iat=int(time.time())), "front", "entry").decision.ok  # type: ignore[union-attr]
-    # Make the disk refuse writes: a read-only database file behaves like a full disk to SQLite.
+    core = DoorCore(config, j, Relay(config).guard)
+    first = core.present(code("m1", iat=int(time.time())), "front", Side.ENTRY).decision
+    assert first is not None and first.ok
+    # Make the database refuse writes.
     j._db.execute("PRAGMA query_only = ON")
-    handled = core.present(code("m2", iat=int(time.time())), "front", "entry")
+    handled = core.present(code("m2", iat=int(time.time())), "front", Side.ENTRY)
     assert handled.decision is not None and not handled.decision.ok and not handled.decision.unlock
     assert handled.decision.reason == "journal_error"
     assert set(core.state.sessions) == {"m1"}, "state unchanged when the journal refuses"
@@ -83,13 +98,13 @@ def test_disk_full(tmp_path: Path) -> None:
     """SQLite's own size cap stands in for a full disk: the door denies, loses nothing, recovers."""
     config = make_config(tmp_path, door={"store": "shinjuku-3", "name": "main", "seats": 1000})
     j = Journal(config.storage.path)
-    core = DoorCore(config, j)
+    core = DoorCore(config, j, Relay(config).guard)
     page = j._db.execute("PRAGMA page_count").fetchone()[0]
     j._db.execute(f"PRAGMA max_page_count = {page + 2}")
     results = []
     for i in range(200):
-        handled = core.present(code(f"m{i}", iat=int(time.time()), act="check_in"), "front", "entry")
-        results.append(handled.decision.reason if handled.decision else None)  # type: ignore[union-attr]
+        handled = core.present(code(f"m{i}", iat=int(time.time()), act="check_in"), "front", Side.ENTRY)
+        results.append(handled.decision.reason if handled.decision else None)
     assert "journal_error" in results
     assert results[0] is None, "the first check-in fit"
     kept = [e.seq for e in j.events()]
@@ -115,6 +130,7 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
 def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     """200 SIGKILLs of a process deciding in a loop: integrity ok, nothing committed lost, no seq gap."""
     doc = config_doc(door={"store": "shinjuku-3", "name": "main", "seats": 1000})
+    doc["credentials"]["commands_need_synced_clock"] = False  # the writer checks out by command
     doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
     cfg_path = tmp_path / "door.toml"
     cfg_path.write_text(toml_text(doc))
@@ -148,8 +164,8 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     assert reported_seqs <= set(seqs), "a committed event was lost"
     # Every code the writer saw accepted is still refused after the restart.
     config = make_config(tmp_path, door={"store": "shinjuku-3", "name": "main", "seats": 1000})
-    core = DoorCore(config, journal, DoorClock(journal.time_floor()))
+    core = DoorCore(config, journal, Relay(config).guard, DoorClock(journal.time_floor()))
     sample = rng.sample(sorted(used.items()), k=min(30, len(used)))
     for _cti, text in sample:
-        handled = core.present(text, "other-reader", "entry")
+        handled = core.present(text, "other-reader", Side.ENTRY)
         assert handled.decision is not None and handled.decision.reason == "replayed"

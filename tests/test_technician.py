@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import sqlite3
 import stat
 import time
 from pathlib import Path
@@ -32,6 +34,9 @@ def test_status_reports_the_running_door(tmp_path: Path) -> None:
         sock = tmp_path / "status.sock"
         assert stat.S_IMODE(sock.stat().st_mode) == 0o660, "owner and group only"
         board.request(op="show", reader="inside", text=code("m-1", iat=int(time.time())))
+        # One after the other: the exit button is served ahead of a reader, so pressing it at once
+        # could overtake the code.
+        assert wait_for(lambda: "denied" in doorctl("status", "--config", str(config)).stdout, 10)
         board.press()
         assert wait_for(lambda: "unlock" in doorctl("status", "--config", str(config)).stdout, 10)
         res = doorctl("status", "--config", str(config), "--json")
@@ -77,7 +82,8 @@ def test_doctor_checks_a_pi_camera(tmp_path: Path) -> None:
     doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
     config = tmp_path / "door.toml"
     config.write_text(toml_text(doc))
-    lines = doorctl("doctor", "--config", str(config)).stdout.splitlines()
+    without = {**os.environ, "PYTHONPATH": str(STAND_INS / "without_picamera2")}
+    lines = doorctl("doctor", "--config", str(config), env=without).stdout.splitlines()
     assert any(line.startswith("fail  reader csi: picamera2 is not installed") for line in lines)
     stand_in = {**os.environ, "PYTHONPATH": str(STAND_INS)}
     lines = doorctl("doctor", "--config", str(config), env=stand_in).stdout.splitlines()
@@ -85,3 +91,77 @@ def test_doctor_checks_a_pi_camera(tmp_path: Path) -> None:
     lines = doorctl("doctor", "--config", str(config),
                     env={**stand_in, "STAND_IN_PICAMERA_CAMERAS": "0"}).stdout.splitlines()
     assert any(line.startswith("fail  reader csi: no Pi camera 0 (0 found)") for line in lines)
+
+
+def test_status_over_an_unreadable_journal_is_complete_or_an_error(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    board = BoardProcess(config, tmp_path / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    try:
+        # Corrupt the events table under the running daemon.
+        db = sqlite3.connect(tmp_path / "doorctl.db")
+        db.execute("DROP TABLE events")
+        db.commit()
+        db.close()
+        res = doorctl("status", "--config", str(config), "--json")
+        status = json.loads(res.stdout)
+        if res.returncode == 0:
+            assert {"seats", "lock", "alarms", "backlog", "recent_events"} <= set(status)
+            assert status["journal_unreadable"]
+        else:
+            assert res.returncode == 1 and status["error"]
+        text = doorctl("status", "--config", str(config))
+        assert text.returncode in (0, 1) and "Traceback" not in text.stderr
+    finally:
+        door.stop()
+        board.close()
+
+
+def test_an_idle_client_does_not_block_status(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    board = BoardProcess(config, tmp_path / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        idle.connect(str(tmp_path / "status.sock"))  # connects and says nothing
+        started = time.monotonic()
+        res = doorctl("status", "--config", str(config), "--json")
+        assert res.returncode == 0 and json.loads(res.stdout)["store"] == "shinjuku-3"
+        assert time.monotonic() - started < 3.0, "not held up by the idle client"
+    finally:
+        idle.close()
+        door.stop()
+        board.close()
+
+
+def test_a_second_daemon_on_the_same_state_refuses_to_start(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    board = BoardProcess(config, tmp_path / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    try:
+        second = doorctl("run", "--sim", "--config", str(config), "--sim-socket", str(board.socket_path))
+        assert second.returncode == 2
+        assert f"another doorctl (pid {door.popen.pid}) already runs" in second.stderr
+        assert (tmp_path / "status.sock").exists(), "the first daemon's socket is untouched"
+        res = doorctl("status", "--config", str(config), "--json")
+        assert res.returncode == 0
+    finally:
+        door.stop()
+        board.close()
+
+
+def test_a_bad_certificate_leaves_the_door_running_offline(tmp_path: Path) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    config = _config(tmp_path, mqtt={"host": "127.0.0.1", "port": 1, "tls": True, "ca_file": str(not_pem)})
+    board = BoardProcess(config, tmp_path / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    try:
+        assert wait_for(lambda: "cloud_config" in doorctl("status", "--config", str(config)).stdout, 10)
+        status = json.loads(doorctl("status", "--config", str(config), "--json").stdout)
+        assert "mqtt.ca_file" in status["cloud"]
+        board.press()
+        assert wait_for(lambda: board.relay(), 5), "the door works offline"
+    finally:
+        door.stop()
+        board.close()
