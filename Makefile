@@ -1,5 +1,5 @@
 # The two commands the README opens with: `make demo` and `make test`.
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint typecheck bench lock clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,13 +12,21 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check .
 
+typecheck: setup
+	$(VENV)/bin/mypy
+
 bench: setup
 	$(PY) -m bench
+
+# Refresh the hashed dependency locks (requirements/) from pyproject.toml.
+lock: setup
+	scripts/lock.sh
 
 clean:
 	rm -rf .demo .pytest_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["core", "decode", "cloud"]
+ALL = ["core", "decode", "cloud", "flood"]
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.procs import Door, member_code, percentile, rss_mb, write_config
 from controller.decision import DoorState, Event
 from controller.journal import Journal
+from controller.vocab import EventType, Source
 from hwsim.broker import Broker, Recorder
 
 EVENTS = "officepass/v1/stores/bench/doors/main/events"
@@ -36,7 +37,7 @@ def drain(n: int = 100_000) -> None:
         write_config(config, mqtt_port=broker.port, camera=False)
         journal = Journal(Path(tmp) / "doorctl.db")
         now = time.time()
-        batch = [Event("unlock", None, "button")] * 1000
+        batch = [Event(EventType.UNLOCK, None, Source.BUTTON)] * 1000
         for _ in range(n // 1000):
             journal.commit(DoorState(), DoorState(), batch, now=now)
         journal.close()

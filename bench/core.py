@@ -14,10 +14,17 @@ import time
 from pathlib import Path
 
 from bench.procs import percentile
-from controller.codes import CodeVerifier, mint_code
-from controller.config import parse_config
-from controller.core import DoorCore
+from controller.codes import mint_code
+from controller.config import Config, parse_config
+from controller.core import DoorCore, verifier_for
 from controller.journal import Journal
+from controller.vocab import Side
+from drivers.gpio import DoorPins
+from drivers.relay import RelayGuard
+from hwsim.board import SimBoard
+from hwsim.pins import SimFactory
+from hwsim.runtime import board_wiring
+from hwsim.server import LocalLink
 
 # TEST-ONLY key pair (tests/data/vectors/test-keys.json).
 PRIVATE = base64.b64decode("vNAVQunfssqFgpICOrkdEJi15EvvfXeL2JYLw36IiuI=")
@@ -32,10 +39,19 @@ def _codes(n: int, now: int, act: str | None = None) -> list[str]:
     ]
 
 
+def _config(storage: Path) -> Config:
+    return parse_config({
+        "door": {"store": "s1", "name": "main", "seats": 1000},
+        "lock": {"relay_pin": "GPIO17"},
+        "credentials": {"keys": {"k1": PUBLIC}},
+        "storage": {"path": str(storage)},
+    })
+
+
 def bench_verify(n: int = 10_000, rounds: int = 3) -> list[float]:
     """Codes per second, one round per entry, pinned to one core."""
     now = int(time.time())
-    verifier = CodeVerifier({"k1": base64.b64decode(PUBLIC)}, issuer="officepass", store="s1")
+    verifier = verifier_for(_config(Path("/nonexistent/doorctl.db")))
     codes = _codes(n, now)
     cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {max(cores)})
@@ -67,23 +83,26 @@ def ed25519_ceiling(n: int = 3_000) -> float:
 
 def bench_decisions(n: int = 2_000, where: Path | None = None) -> list[float]:
     with tempfile.TemporaryDirectory(dir=where) as tmp:
-        config = parse_config({
-            "door": {"store": "s1", "name": "main", "seats": 1000},
-            "lock": {"relay_pin": "GPIO17"},
-            "credentials": {"keys": {"k1": PUBLIC}},
-            "storage": {"path": str(Path(tmp) / "doorctl.db")},
-        })
-        core = DoorCore(config, Journal(config.storage.path))
+        config = _config(Path(tmp) / "doorctl.db")
+        # The relay as the door drives it: the guard over gpiozero pins on the simulated board.
+        board = SimBoard(board_wiring(config.lock.wiring))
+        pins = DoorPins.open(config.lock.wiring, SimFactory(LocalLink(board)))
+        guard = RelayGuard(pins.relay, config.lock.max_unlock_seconds)
+        core = DoorCore(config, Journal(config.storage.path), guard)
         now = int(time.time())
         codes = _codes(n, now)
         samples = []
-        for i, text in enumerate(codes):
-            side = "entry" if i % 2 == 0 else "exit"
-            start = time.perf_counter()
-            handled = core.present(text, side, side)
-            samples.append((time.perf_counter() - start) * 1000)
-            if handled.decision is None:
-                raise SystemExit("benchmark decision was ignored")
+        try:
+            for i, text in enumerate(codes):
+                side = Side.ENTRY if i % 2 == 0 else Side.EXIT
+                start = time.perf_counter()
+                handled = core.present(text, side, side)
+                samples.append((time.perf_counter() - start) * 1000)
+                if handled.decision is None:
+                    raise SystemExit("benchmark decision was ignored")
+        finally:
+            guard.force_off()
+            pins.close()
         return samples
 
 

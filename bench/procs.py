@@ -16,7 +16,8 @@ TEST_PRIVATE = "vNAVQunfssqFgpICOrkdEJi15EvvfXeL2JYLw36IiuI="  # TEST-ONLY (test
 TEST_PUBLIC = "hvIkyuindLwdofySPU81ayCX0dyGZ9TWywtBmUV59fg="
 
 
-def write_config(path: Path, *, mqtt_port: int | None = None, camera: bool = True, seats: int = 1000) -> None:
+def write_config(path: Path, *, mqtt_port: int | None = None, camera: bool = True, seats: int = 1000,
+                 unlock_seconds: float = 0.5) -> None:
     readers = ""
     if camera:
         readers = '[[reader]]\nname = "front"\ntype = "camera"\nside = "entry"\nsource = 0\n'
@@ -24,8 +25,10 @@ def write_config(path: Path, *, mqtt_port: int | None = None, camera: bool = Tru
     path.write_text(
         f'[door]\nstore = "bench"\nname = "main"\nseats = {seats}\n'
         '[lock]\nrelay_pin = "GPIO17"\ndoor_sensor_pin = "GPIO27"\nexit_button_pin = "GPIO22"\n'
-        'unlock_seconds = 0.5\nmax_unlock_seconds = 5\n'
-        f'{readers}[credentials.keys]\nk1 = "{TEST_PUBLIC}"\n{mqtt}'
+        f'unlock_seconds = {unlock_seconds}\nmax_unlock_seconds = 5\n'
+        # The bench machine has no NTP: commands would be refused clock_unsynced.
+        f'{readers}[credentials]\ncommands_need_synced_clock = false\n'
+        f'[credentials.keys]\nk1 = "{TEST_PUBLIC}"\n{mqtt}'
         f'[storage]\npath = "{path.parent / "doorctl.db"}"\n'
     )
 

@@ -142,7 +142,9 @@ def _camera(name: str, source: str | int | None) -> Finding:
         return _pi_camera(name, pi_camera)
     import cv2
 
-    capture = cv2.VideoCapture(source)  # type: ignore[arg-type]
+    if source is None:
+        return Finding("fail", f"reader {name}: camera without a source", "set reader.source")
+    capture = cv2.VideoCapture(source) if isinstance(source, int) else cv2.VideoCapture(source)
     try:
         ok, frame = capture.read() if capture.isOpened() else (False, None)
     finally:

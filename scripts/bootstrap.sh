@@ -23,11 +23,14 @@ if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv"
     "$PYTHON" -m venv .venv
 fi
-# Reinstall only when the dependency list changed since the last install.
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ hw-sim/pyproject.toml -nt "$stamp" ]; then
-    echo "bootstrap: installing Python packages into .venv"
+LOCK=requirements/dev-bookworm.txt
+# Reinstall only when the lock or a project file changed since the last install.
+if [ ! -f "$stamp" ] || [ "$LOCK" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+        || [ hw-sim/pyproject.toml -nt "$stamp" ]; then
+    echo "bootstrap: installing Python packages into .venv (from $LOCK, hashes checked)"
     .venv/bin/python -m pip install -q --upgrade pip
-    # The door with its development tools, and the simulator beside it (development only).
-    .venv/bin/python -m pip install -q -e '.[dev]' -e ./hw-sim
+    .venv/bin/python -m pip install -q --require-hashes -r "$LOCK"
+    # The door and the simulator beside it (development only), on the locked dependencies.
+    .venv/bin/python -m pip install -q --no-deps -e . -e ./hw-sim
     touch "$stamp"
 fi

@@ -36,7 +36,9 @@ tar -C "$SRC" --exclude=.venv --exclude=.git --exclude=.demo --exclude='__pycach
 log "venv (with system site packages: lgpio, picamera2 from apt)"
 [ -x "$APP/.venv/bin/python" ] || "$PYTHON" -m venv --system-site-packages "$APP/.venv"
 "$APP/.venv/bin/python" -m pip install -q --upgrade pip
-"$APP/.venv/bin/python" -m pip install -q "$APP"
+# The locked, hashed dependencies (numpy 1.x beside bookworm's picamera2), then the door alone.
+"$APP/.venv/bin/python" -m pip install -q --require-hashes -r "$APP/requirements/door-bookworm.txt"
+"$APP/.venv/bin/python" -m pip install -q --no-deps "$APP"
 
 log "config, state, unit, watchdog"
 install -d -m 0750 "$ROOT/etc/doorctl" "$ROOT/var/lib/doorctl"

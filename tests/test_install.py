@@ -6,9 +6,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT
 
 
+@pytest.mark.slow
 def test_install_into_a_temporary_root(tmp_path: Path) -> None:
     env = {**os.environ, "ROOT": str(tmp_path / "pi")}
     for _ in range(2):
@@ -27,3 +30,11 @@ def test_install_into_a_temporary_root(tmp_path: Path) -> None:
     res = subprocess.run([str(doorctl), "check-config", "--config", str(config)], capture_output=True,
                          text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+    # The door only: the simulator is not installed on a Pi, and --sim says so instead of crashing.
+    python = pi / "opt/doorctl/.venv/bin/python"
+    probe = subprocess.run([str(python), "-c", "import hwsim"], capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert probe.returncode != 0 and "No module named 'hwsim'" in probe.stderr
+    sim = subprocess.run([str(doorctl), "relay-off", "--sim", "--config", str(config)], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert sim.returncode == 1 and "the hardware simulator is not installed" in sim.stderr

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from controller.clock import DoorClock
 from controller.core import DoorCore
 from controller.decision import DoorState, Event, Session
@@ -127,6 +129,7 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
         raise AssertionError("a newer schema must be refused")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     """200 SIGKILLs of a process deciding in a loop: integrity ok, nothing committed lost, no seq gap."""
     doc = config_doc(door={"store": "shinjuku-3", "name": "main", "seats": 1000})

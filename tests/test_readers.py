@@ -121,6 +121,7 @@ def test_serial_reader_on_a_missing_port_reports_fault(tmp_path: Path) -> None:
 # --- decoding ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generated_phone_frames_decode_and_empty_frames_never_do() -> None:
     rng = random.Random(2024)
     pipeline = DecodePipeline()
@@ -194,6 +195,7 @@ def _photos() -> list[tuple[Path, str]]:
     return items
 
 
+@pytest.mark.slow
 def test_real_photographs() -> None:
     photos = _photos()
     assert len(photos) == 179

@@ -50,6 +50,7 @@ def _relay_off(config: Path, board: BoardProcess) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_while_unlocked_then_relay_off(door_config: Path, board: BoardProcess) -> None:
     """100 SIGKILLs at random moments of an unlock; systemd's relay-off brings the relay down each time."""
     rng = random.Random(7)
