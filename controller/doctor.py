@@ -144,7 +144,7 @@ def _camera(name: str, source: str | int | None) -> Finding:
 
     if source is None:
         return Finding("fail", f"reader {name}: camera without a source", "set reader.source")
-    capture = cv2.VideoCapture(source) if isinstance(source, int) else cv2.VideoCapture(source)
+    capture = cv2.VideoCapture(source)
     try:
         ok, frame = capture.read() if capture.isOpened() else (False, None)
     finally:
