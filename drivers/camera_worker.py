@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import cv2
-import numpy as np
+from numpy.typing import NDArray
 
 from drivers import picamera
 from drivers.decode import DecodePipeline, to_grey
@@ -53,11 +53,11 @@ class LatestFrame:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._frame: tuple[float, np.ndarray] | None = None
+        self._frame: tuple[float, NDArray[Any]] | None = None
         self.ended = False
         self.failed = False
 
-    def put(self, t: float, frame: np.ndarray) -> None:
+    def put(self, t: float, frame: NDArray[Any]) -> None:
         with self._cond:
             self._frame = (t, frame)
             self._cond.notify()
@@ -67,7 +67,7 @@ class LatestFrame:
             self.ended = True
             self._cond.notify()
 
-    def take(self, timeout: float) -> tuple[float, np.ndarray] | None:
+    def take(self, timeout: float) -> tuple[float, NDArray[Any]] | None:
         with self._cond:
             if self._frame is None:
                 self._cond.wait(timeout)
@@ -78,7 +78,7 @@ class LatestFrame:
 # --- sources -------------------------------------------------------------------------------
 
 
-def opencv_frames(source: str | int) -> Iterator[tuple[float, np.ndarray]]:
+def opencv_frames(source: str | int) -> Iterator[tuple[float, NDArray[Any]]]:
     """A device index or path, a stream URL, or a video file (played once at its own rate)."""
     is_file = isinstance(source, str) and "://" not in source and not source.startswith("/dev/")
     capture = cv2.VideoCapture(source)
@@ -105,10 +105,10 @@ def opencv_frames(source: str | int) -> Iterator[tuple[float, np.ndarray]]:
         capture.release()
 
 
-FrameSource = Callable[[str], Iterator[tuple[float, np.ndarray]]]
+FrameSource = Callable[[str], Iterator[tuple[float, NDArray[Any]]]]
 
 
-def device_frames(source: str) -> Iterator[tuple[float, np.ndarray]]:
+def device_frames(source: str) -> Iterator[tuple[float, NDArray[Any]]]:
     """The door's own camera sources: Picamera2, or whatever OpenCV opens."""
     try:
         pi_camera = picamera.parse_source(source)
@@ -126,11 +126,11 @@ class Gate:
     """Decides which frames get the full decoder."""
 
     def __init__(self) -> None:
-        self._previous: np.ndarray | None = None
+        self._previous: NDArray[Any] | None = None
         self.awake_until = 0.0
         self.last_full = 0.0
 
-    def wants_decode(self, grey: np.ndarray, now: float) -> bool:
+    def wants_decode(self, grey: NDArray[Any], now: float) -> bool:
         thumb = cv2.resize(grey, GATE_SIZE, interpolation=cv2.INTER_AREA)
         previous, self._previous = self._previous, thumb
         if previous is None or float(cv2.absdiff(thumb, previous).mean()) > GATE_THRESHOLD:

@@ -25,14 +25,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 import zxingcpp
+from numpy.typing import NDArray
 
 from drivers.regrid import regrid_read
 
-Frame = np.ndarray
+Frame = NDArray[Any]  # an image: grey (H, W) or colour (H, W, 3)
 
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 MAX_REGION_SIDE = 400
@@ -110,7 +112,7 @@ def _fft_size(n: int) -> int:
         n += 1
 
 
-def _transfer(psf: np.ndarray, height: int, width: int) -> np.ndarray:
+def _transfer(psf: NDArray[Any], height: int, width: int) -> NDArray[Any]:
     """The frequency response of a small centred, point-symmetric kernel on an rfft2 grid.
 
     Computed from the kernel's few taps as two small matrix products (cos/sin are separable),
@@ -120,11 +122,11 @@ def _transfer(psf: np.ndarray, height: int, width: int) -> np.ndarray:
     fy = np.fft.fftfreq(height).astype(np.float32)[:, None] * (2 * np.pi) * taps
     fx = np.fft.rfftfreq(width).astype(np.float32)[:, None] * (2 * np.pi) * taps
     kernel = psf.astype(np.float32)
-    response: np.ndarray = np.cos(fy) @ kernel @ np.cos(fx).T - np.sin(fy) @ kernel @ np.sin(fx).T
+    response: NDArray[Any] = np.cos(fy) @ kernel @ np.cos(fx).T - np.sin(fy) @ kernel @ np.sin(fx).T
     return response
 
 
-def _wiener(img: Frame, psf: np.ndarray, noise: float = 0.01) -> Frame:
+def _wiener(img: Frame, psf: NDArray[Any], noise: float = 0.01) -> Frame:
     """Wiener deconvolution of `img` by the blur kernel `psf` (square, odd-sized, point-symmetric)."""
     h, w = img.shape
     height, width = _fft_size(h), _fft_size(w)
@@ -163,13 +165,13 @@ def smear_direction(img: Frame) -> tuple[float, float]:
     return (-weakest) % 180.0, (a + c - spread) / (a + c + spread)
 
 
-def motion_kernel(half_length: int, angle: float) -> np.ndarray:
+def motion_kernel(half_length: int, angle: float) -> NDArray[Any]:
     """A straight smear of 2 * half_length + 1 pixels at `angle` degrees (counter-clockwise)."""
     n = 2 * half_length + 1
     kernel = np.zeros((n, n), np.float32)
     kernel[half_length, :] = 1.0
     turn = cv2.getRotationMatrix2D((half_length, half_length), angle, 1.0)
-    smear: np.ndarray = cv2.warpAffine(kernel, turn, (n, n))
+    smear: NDArray[Any] = cv2.warpAffine(kernel, turn, (n, n))
     return smear / max(float(smear.sum()), 1e-6)
 
 

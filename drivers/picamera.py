@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import numpy as np
+if TYPE_CHECKING:  # numpy only for the annotations: config checks import this module
+    from numpy.typing import NDArray
 
 SCHEME = "picamera2"
 DEFAULT_SIZE = (640, 480)
@@ -68,7 +68,7 @@ def frame_time(metadata: dict[str, Any], now: float) -> float:
     return now
 
 
-def grey_plane(yuv: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def grey_plane(yuv: NDArray[Any], size: tuple[int, int]) -> NDArray[Any]:
     """The Y plane of a YUV420 array as Picamera2 returns it (height * 3/2 rows): the grey picture."""
     import numpy as np  # here, not at the top: the config check imports this module too
 
@@ -78,7 +78,7 @@ def grey_plane(yuv: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(yuv[:height, :width])
 
 
-def frames(source: PicameraSource) -> Iterator[tuple[float, np.ndarray]]:
+def frames(source: PicameraSource) -> Iterator[tuple[float, NDArray[Any]]]:
     """Grey frames with their exposure times, until the camera fails (OSError)."""
     try:
         from picamera2 import Picamera2

@@ -18,11 +18,14 @@ Step 3 assumes the residual error is under half a module, which step 2 brings ab
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import zxingcpp
+from numpy.typing import NDArray
 
-Frame = np.ndarray
+Frame = NDArray[Any]  # an image: grey (H, W) or colour (H, W, 3)
 
 PX = 8  # pixels per module in the rectified symbol
 MAX_VERSION = 12  # 65 modules: member codes are version 8-11 (longest member id, store list, act)
@@ -30,7 +33,7 @@ MAX_CANDIDATES = 3
 WINDOWS = ((8, 4), (6, 3), (4, 2))  # (window, step) in modules, coarse to fine
 
 
-def _template(modules: np.ndarray) -> Frame:
+def _template(modules: NDArray[Any]) -> Frame:
     return cv2.resize(modules.astype(np.float32) * 255, None, fx=PX, fy=PX, interpolation=cv2.INTER_NEAREST)
 
 
@@ -52,7 +55,7 @@ def _alignment() -> Frame:
 FINDER, ALIGNMENT = _finder(), _alignment()
 
 
-def _corners(result: zxingcpp.Barcode) -> np.ndarray:
+def _corners(result: zxingcpp.Barcode) -> NDArray[Any]:
     p = result.position
     return np.array([[p.top_left.x, p.top_left.y], [p.top_right.x, p.top_right.y],
                      [p.bottom_right.x, p.bottom_right.y], [p.bottom_left.x, p.bottom_left.y]], np.float32)
@@ -72,7 +75,7 @@ def _displaced(rect: Frame, template: Frame, centre: tuple[float, float]) -> tup
     return x0 + bx - (centre[0] - w / 2), y0 + by - (centre[1] - h / 2)
 
 
-def _remap(rect: Frame, fx: np.ndarray, fy: np.ndarray) -> Frame:
+def _remap(rect: Frame, fx: NDArray[Any], fy: NDArray[Any]) -> Frame:
     size = rect.shape[0]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     return cv2.remap(rect, xx + fx.astype(np.float32), yy + fy.astype(np.float32), cv2.INTER_LINEAR,
@@ -90,7 +93,7 @@ def _fit_anchors(rect: Frame, n: int) -> Frame:
     at = np.array(centres, np.float32) * PX
     moved = np.array([_displaced(rect, t, (float(x), float(y)))
                       for t, (x, y) in zip(templates, at, strict=True)])
-    terms: list[np.ndarray] = [np.ones(len(at)), at[:, 0], at[:, 1]]
+    terms: list[NDArray[Any]] = [np.ones(len(at)), at[:, 0], at[:, 1]]
     if len(at) == 4:
         terms.append(at[:, 0] * at[:, 1])
     basis = np.stack(terms, axis=1)
@@ -102,7 +105,7 @@ def _fit_anchors(rect: Frame, n: int) -> Frame:
                   sum(c * g for c, g in zip(cy, grids, strict=True)))
 
 
-def _edge_shifts(grad: np.ndarray, n: int, centres: np.ndarray, half: int) -> np.ndarray:
+def _edge_shifts(grad: NDArray[Any], n: int, centres: NDArray[Any], half: int) -> NDArray[Any]:
     """Per window (rows around centres[i], columns around centres[j]): the shift, in pixels
     (-PX/2..PX/2), that best puts the peaks of `grad` along axis 1 on module boundaries."""
     size = n * PX
@@ -121,7 +124,7 @@ def _edge_shifts(grad: np.ndarray, n: int, centres: np.ndarray, half: int) -> np
                              np.cumsum(fine.reshape(count, n, 2 * PX), axis=1)], axis=1)
     combs = folded[:, first + 2 * half, :] - folded[:, first, :]
     best = np.argmax(combs, axis=2) / 2.0
-    shifts: np.ndarray = np.where(best >= PX / 2, best - PX, best).astype(np.float32)
+    shifts: NDArray[Any] = np.where(best >= PX / 2, best - PX, best).astype(np.float32)
     return shifts
 
 
