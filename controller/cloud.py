@@ -40,7 +40,7 @@ from controller.codes import MalformedCode, RevocationList
 from controller.config import Config, MqttConfig, MqttCredentials
 from controller.core import DoorCore
 from controller.decision import RevocationApplied
-from controller.journal import JournaledEvent, JournalError, rfc3339
+from controller.journal import Journal, JournaledEvent, JournalError, rfc3339
 from controller.reactor import Reactor
 from controller.vocab import Deny, Side
 
@@ -49,10 +49,12 @@ log = logging.getLogger("doorctl.cloud")
 WINDOW = 200  # events in flight before waiting for PUBACKs
 BATCH = 1000  # outbox rows read at a time
 MAX_COMMAND_BYTES = 4096  # a member code is at most 512 chars; anything far bigger is not one
-# QoS 1 commands the broker may send before we acknowledge one (MQTT 5 Receive Maximum): the
-# door's bound on queued commands. QoS 0 commands past MAX_PENDING_COMMANDS are answered busy.
+# QoS 1 commands the broker may send before we acknowledge one (MQTT 5 Receive Maximum). A broker
+# may still send more (QoS 0, or a backlog on reconnect: mosquitto 2.0 sends its queue at once), so
+# the door also bounds what waits for the reactor; past the bound a command is answered busy. At most
+# MAX_COMMAND_BYTES each, the queue stays under ~4 MB.
 RECEIVE_MAXIMUM = 32
-MAX_PENDING_COMMANDS = 64
+MAX_PENDING_COMMANDS = 1000
 BACKOFF_START, BACKOFF_CAP = 1.0, 30.0
 SESSION_EXPIRY_SECONDS = 3600  # the broker keeps our subscriptions (and queued commands) this long
 
@@ -239,6 +241,11 @@ class CloudSync:
             self._flush_posted = True
         self.reactor.post(self._flush_acks)
 
+    def publishes_waiting(self) -> tuple[int, int]:
+        """(publishes awaiting their PUBACK, PUBACKs awaiting their publish): both drain to 0."""
+        with self._lock:
+            return len(self._inflight), len(self._early_acks)
+
     def _send(self, topic: str, payload: str | bytes, *, retain: bool = False, seq: int | None = None,
               properties: Properties | None = None) -> None:
         """Every publish goes through here, so every PUBACK finds its publish (events or not)."""
@@ -399,15 +406,8 @@ class CloudSync:
         self._send(topic or self.topics.cmd_result, json.dumps(reply), properties=out_props)
 
     def _apply_revocation(self, listing: RevocationList) -> None:
-        """Reactor thread: a verified list, newer than the one applied when it was checked."""
-        current = self.core.journal.revocation_version()
-        if current is not None and listing.version <= current:
-            return
-        try:
-            self.core.set_revoked(listing.version, listing.members)
-        except JournalError as exc:
-            log.error("revocation list version %d not stored: %s", listing.version, exc)
-            return
+        """Reactor thread: a verified list the revocation thread has stored: codes see it from now."""
+        self.core.revocation_stored(listing.version, listing.members)
         self.core.handle(RevocationApplied(listing.version, len(listing.members)))
         log.info("revocation list version %d applied: %d members", listing.version, len(listing.members))
 
@@ -499,4 +499,10 @@ class _RevocationWorker:
             log.info("revocation list version %d is not newer than ours (%d); ignored", listing.version,
                      current)
             return
-        cloud.reactor.post(lambda: cloud._apply_revocation(listing))
+        try:
+            stored = Journal.store_revocation(cloud.core.journal.path, listing.version, listing.members)
+        except JournalError as exc:
+            log.error("%s", exc)
+            return
+        if stored:
+            cloud.reactor.post(lambda: cloud._apply_revocation(listing))

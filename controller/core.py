@@ -189,8 +189,12 @@ class DoorCore:
         return next_due(self.state, self.policy)[1]
 
     def set_revoked(self, version: int, members: frozenset[str]) -> None:
-        """Apply a verified revocation list (the caller checked signature and version)."""
+        """Store and apply a verified revocation list (the caller checked signature and version)."""
         self.journal.set_revoked(version, members)
+        self.revocation_stored(version, members)
+
+    def revocation_stored(self, version: int, members: frozenset[str]) -> None:
+        """A verified list is in the journal (written by the revocation thread): apply it."""
         self.revoked = members
         self.revocation_version = version
 

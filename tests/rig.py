@@ -63,11 +63,15 @@ class Rig:
     """The real DoorDaemon (pins, relay guard, reactor, journal, core) on a simulated board in this
     process, serving on a thread; the test keeps its own journal connection to read events."""
 
-    def __init__(self, tmp_path: Path, board: SimBoard | None = None, **lock: Any) -> None:
+    def __init__(self, tmp_path: Path, board: SimBoard | None = None, mqtt: dict[str, Any] | None = None,
+                 **lock: Any) -> None:
         lock_cfg = {"relay_pin": "GPIO17", "door_sensor_pin": "GPIO27", "exit_button_pin": "GPIO22",
                     "fire_alarm_pin": "GPIO23", "lock_sensor_pin": "GPIO24", "unlock_seconds": 0.5,
                     "max_unlock_seconds": 1.0, "door_held_seconds": 1, **lock}
-        self.config: Config = make_config(tmp_path, lock=lock_cfg)
+        sections: dict[str, Any] = {"lock": lock_cfg}
+        if mqtt is not None:
+            sections["mqtt"] = mqtt
+        self.config: Config = make_config(tmp_path, **sections)
         self.board = board or SimBoard(board_wiring(self.config.lock.wiring))
         platform = Platform(SimFactory(LocalLink(self.board)), "sim:in-process")
         self.daemon = DoorDaemon(self.config, platform)
