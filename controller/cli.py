@@ -12,7 +12,15 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from controller.config import DEFAULT_PATH, Config, ConfigError, load_config, load_mqtt_credentials
+from controller.config import (
+    DEFAULT_ISSUER,
+    DEFAULT_PATH,
+    Config,
+    ConfigError,
+    load_config,
+    load_mqtt_credentials,
+)
+from controller.vocab import Act
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -391,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--private-key", help="base64 raw 32-byte Ed25519 private key")
     key.add_argument("--key-file", help="file holding the base64 private key")
     p.add_argument("--kid", required=True)
-    p.add_argument("--issuer", default="officepass")
+    p.add_argument("--issuer", default=DEFAULT_ISSUER)
     p.add_argument("--version", type=int, required=True, help="higher than the list doors hold now")
     p.add_argument("--iat", type=int, help="issued-at unix time (default now)")
     p.add_argument("members", nargs="*", help="member ids to revoke")
@@ -403,8 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--key-file", help="file holding the base64 private key")
     p.add_argument("--kid", required=True)
     p.add_argument("--member", required=True)
-    p.add_argument("--issuer", default="officepass")
-    p.add_argument("--act", choices=["check_in", "unlock", "checkout_begin", "checkout"])
+    p.add_argument("--issuer", default=DEFAULT_ISSUER)
+    p.add_argument("--act", choices=[str(a) for a in Act])
     p.add_argument("--ttl", type=int, default=120, help="seconds from iat to exp (default 120)")
     p.add_argument("--iat", type=int, help="issued-at unix time (default now)")
     p.add_argument("--cti", help="code id as hex (default random 16 bytes)")

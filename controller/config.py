@@ -28,6 +28,7 @@ from drivers.readers import ReaderConfig
 DEFAULT_PATH = Path("/etc/doorctl/doorctl.toml")
 DEFAULT_STORAGE = "/var/lib/doorctl/doorctl.db"
 DEFAULT_PREFIX = "officepass/v1"
+DEFAULT_ISSUER = "officepass"
 
 _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _TOPIC_RE = re.compile(r"[^#+\x00]+")
@@ -228,7 +229,7 @@ READER_BY_TYPE = {
     },
 }
 CREDENTIAL_FIELDS = {
-    "issuer": Field(_STR, default="officepass", check=_nonempty),
+    "issuer": Field(_STR, default=DEFAULT_ISSUER, check=_nonempty),
     "max_clock_skew_seconds": Field(_INT, default=60, check=_range(0, 3600)),
     "max_code_ttl_seconds": Field(_INT, default=300, check=_range(1, 86400)),
     "max_command_ttl_seconds": Field(_INT, default=60, check=_range(1, 86400)),

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, assert_never
 
 from controller.vocab import (
     PERSISTENT_ALARMS,
@@ -507,6 +507,8 @@ def _code_request(draft: _Draft, req: CodeRequest, now: Now, policy: Policy) -> 
             draft.emit(EventType.CHECKOUT, source, member, None, **base, auto=False,
                        checked_in_at=session.checked_in_at, overdue=session.overdue)
             draft.reply = Decision(True, result=Act.CHECKOUT)
+        case _:  # every act is handled above; a new one fails the type check here, never falls through
+            assert_never(act)
 
 
 def _advance_sessions(draft: _Draft, now: Now, policy: Policy) -> None:
