@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return run_daemon(config, platform)
     finally:
-        instance.close()
+        os.close(instance)
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from controller.clock import DoorClock
@@ -133,6 +133,10 @@ class DoorCore:
         self.revocation_version: int | None = journal.revocation_version()
         self._monotonic = monotonic
         self._presentations = PresentationWindow()
+        if journal.unavailable is not None:
+            # Started on a stand-in (the file cannot be opened): degraded from the first moment.
+            self.state = next_state(self.state, JournalHealth(False, journal.unavailable), self.now(),
+                                    self.policy).state
         # Called on the reactor thread after the relay moved, with what was journaled (the cloud
         # link drains its outbox from here) ...
         self.listeners: list[Callable[[list[JournaledEvent]], None]] = []
@@ -319,6 +323,10 @@ class DoorCore:
 
     def _probe_journal(self) -> None:
         """Once a tick: is the journal file still ours, and does a degraded journal work again?"""
+        if self.journal.unavailable is not None:
+            if not self.journal.reopen():
+                return
+            self._adopt_reopened_journal()
         try:
             self.journal.check_identity()
         except JournalError as exc:
@@ -342,6 +350,19 @@ class DoorCore:
         self._announce(Step(self.state, ()), written)
         log.warning("journal writes succeed again: %d waiting events written", len(written))
         self.handle(JournalHealth(True))
+
+    def _adopt_reopened_journal(self) -> None:
+        """The journal file opened at last: take its sessions, standing alarms, revocations and time
+        floor; what happened meanwhile (the waiting events, the live alarms) is written next."""
+        restored = self.journal.load_state()
+        self.state = replace(self.state, sessions=restored.sessions,
+                             alarms=self.state.alarms | restored.alarms)
+        self._committed = restored
+        self.revoked = self.journal.revoked()
+        self.revocation_version = self.journal.revocation_version()
+        self.clock.raise_floor(self.journal.time_floor())
+        log.warning("journal %s opened at last: %d sessions restored", self.journal.path,
+                    len(restored.sessions))
 
     # --- views ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 from controller.cloud import CloudSync
 from controller.config import Config, ConfigError, load_mqtt_credentials
@@ -49,6 +49,7 @@ log = logging.getLogger("doorctl")
 TICK_SECONDS = 1.0
 FLOOR_SAVE_SECONDS = 60.0
 PRUNE_SECONDS = 3600.0
+STATUS_RETRY_SECONDS = 5.0
 EXIT_ALREADY_RUNNING = 2
 
 
@@ -63,31 +64,38 @@ class AlreadyRunning(Exception):
     pass
 
 
-def lock_path(storage_path: str) -> Path:
-    return Path(storage_path).parent / "doorctl.lock"
-
-
-def take_instance_lock(storage_path: str) -> IO[str]:
-    """One daemon per state directory: an exclusive flock held for the process's life.
+def take_instance_lock(storage_path: str) -> int:
+    """One daemon per state directory: an exclusive flock on the directory itself, held for the
+    process's life (the returned descriptor). A directory, not a lock file: it works on a read-only
+    file system too, where the door must still start (degraded) so the exit button works.
 
     Raises AlreadyRunning naming the pid that holds it. Taken before anything is touched (pins,
     journal, sockets), so a second daemon changes nothing.
     """
-    path = lock_path(storage_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the process
+    state = Path(storage_path).parent
+    state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise AlreadyRunning(f"another doorctl (pid {holder}) already runs on {path.parent}") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
+        holder = _flock_holder(os.fstat(fd))
+        os.close(fd)
+        raise AlreadyRunning(f"another doorctl (pid {holder or 'unknown'}) already runs on {state}") from None
+    return fd
+
+
+def _flock_holder(st: os.stat_result) -> int | None:
+    """The pid holding a flock on this inode, from /proc/locks."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(st.st_ino):
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
 
 
 class DoorDaemon:
@@ -103,7 +111,10 @@ class DoorDaemon:
             on_trip=lambda on_for: self._urgent(RelayTripped(on_for, config.lock.max_unlock_seconds)),
         )
         self.notifier = Notifier()
-        self.journal = Journal(config.storage.path)
+        self.journal = Journal.or_stand_in(config.storage.path)
+        if self.journal.unavailable is not None:
+            log.error("the journal cannot be opened, the door runs degraded (codes refused, exit button "
+                      "and fire work) and retries it every second: %s", self.journal.unavailable)
         self.core = DoorCore(config, self.journal, self.guard)
         self.readers = [platform.make_reader(r) for r in config.readers]
         self.cloud: CloudSync | None = None
@@ -253,6 +264,16 @@ class DoorDaemon:
         if events or codes:
             log.info("pruned %d delivered events, %d expired used codes", events, codes)
 
+    def _start_status(self, server: StatusServer) -> None:
+        # A state directory that is read-only (or full) must not keep the door from running: the
+        # status socket comes up once it can be made.
+        try:
+            server.start()
+        except OSError as exc:
+            log.warning("status socket %s not available (retrying every %.0f s): %s", server.path,
+                        STATUS_RETRY_SECONDS, exc)
+            self.reactor.call_later(STATUS_RETRY_SECONDS, lambda: self._start_status(server))
+
     def _ping_watchdog(self) -> None:
         # Sent from the reactor loop itself, so a hung loop stops the pings and systemd acts.
         now = time.monotonic()
@@ -302,7 +323,7 @@ class DoorDaemon:
         self.reactor.post(self._prune)
         status_path = status_socket_path(self.config.storage.path)
         status_server = StatusServer(status_path, self.reactor, self.snapshot)
-        status_server.start()
+        self._start_status(status_server)
         self._start_readers()
         if self.cloud is not None:
             self.cloud.start()

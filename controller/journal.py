@@ -139,8 +139,47 @@ def rfc3339(ts: float) -> str:
 class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Why the file cannot be used, while the door runs on a stand-in (see `or_stand_in`).
+        self.unavailable: str | None = None
+        self._db: sqlite3.Connection
+        self._identity: tuple[int, int] | None = None
+        self._open()
+
+    @classmethod
+    def or_stand_in(cls, path: str | Path) -> Journal:
+        """The journal at `path`, or, when it cannot be opened (read-only or failing card, no space
+        for a new one), an empty in-memory stand-in that refuses every write: the door runs degraded
+        (journal_error, codes refused, exit button and fire working) and `reopen` retries the file."""
         try:
+            return cls(path)
+        except JournalError as exc:
+            journal = cls.__new__(cls)
+            journal.path = Path(path)
+            journal.unavailable = str(exc)
+            journal._db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                journal._db.execute(statement)
+            journal.epoch = ""
+            journal._identity = None
+            return journal
+
+    def reopen(self) -> bool:
+        """For a stand-in: try the real file again. True once it is open (the stand-in is dropped)."""
+        if self.unavailable is None:
+            return False
+        stand_in, reason = self._db, self.unavailable
+        self.unavailable = None
+        try:
+            self._open()
+        except JournalError as exc:
+            self._db, self.unavailable = stand_in, str(exc) or reason
+            return False
+        stand_in.close()
+        return True
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
             # what the code says it is.
             # check_same_thread off: the reactor owns the journal, but may run on a thread other than
@@ -168,7 +207,7 @@ class Journal:
                     log.warning("new journal %s (epoch %s): event seq starts at 1", self.path, epoch)
             self.epoch: str = epoch
             self._identity = self._file_identity()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"{self.path}: cannot open journal ({exc})") from exc
 
     def _file_identity(self) -> tuple[int, int] | None:
@@ -180,14 +219,17 @@ class Journal:
 
     def check_identity(self) -> None:
         """Raise JournalError when the file we write is no longer the one at our path (deleted or
-        replaced under us): writes would go to a file nobody will ever read again."""
+        replaced under us): writes would go to a file nobody will ever read again. A stand-in is
+        never the file."""
+        if self.unavailable is not None:
+            raise JournalError(self.unavailable)
         if self._file_identity() != self._identity:
             raise JournalError(f"journal file {self.path} was removed or replaced while the door ran")
 
     def restore_file(self) -> bool:
         """After the file was deleted under us: write everything we still hold (the open database)
         back to the path, and continue on that copy. False when something else now sits there."""
-        if self.path.exists():
+        if self.path.exists() or self.unavailable is not None:
             return False
         try:
             self._db.execute("VACUUM INTO ?", (str(self.path),))
@@ -220,6 +262,8 @@ class Journal:
                 self.db.execute("ROLLBACK")
 
     def _transaction(self) -> Journal._Tx:
+        if self.unavailable is not None:
+            raise JournalError(self.unavailable)  # a stand-in takes no write
         return Journal._Tx(self._db)
 
     def _set_meta(self, key: str, value: Any) -> None:

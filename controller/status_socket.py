@@ -71,6 +71,9 @@ class StatusServer:
         old = os.umask(0o117)  # created 0660: owner and group only, never world
         try:
             sock.bind(str(self.path))
+        except OSError:
+            sock.close()
+            raise
         finally:
             os.umask(old)
         sock.listen(4)
@@ -78,10 +81,11 @@ class StatusServer:
         threading.Thread(target=self._accept, name="status-socket", daemon=True).start()
 
     def close(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        with contextlib.suppress(FileNotFoundError):
+        if self._sock is None:
+            return  # never bound: the path is not ours to remove
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        with contextlib.suppress(OSError):
             self.path.unlink()
 
     def _accept(self) -> None:

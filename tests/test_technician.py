@@ -14,6 +14,7 @@ from hwsim.broker import Broker
 from tests.helpers import STAND_INS, code, config_doc, toml_text
 from tests.procs import BoardProcess, DoorProcess, doorctl
 from tests.rig import wait_for
+from tests.small_fs import remount, small_tmpfs
 
 
 def _config(tmp: Path, **extra: object) -> Path:
@@ -165,3 +166,34 @@ def test_a_bad_certificate_leaves_the_door_running_offline(tmp_path: Path) -> No
     finally:
         door.stop()
         board.close()
+
+
+def test_a_door_on_a_read_only_disk_starts_degraded_and_recovers(tmp_path: Path) -> None:
+    """The state directory read-only from boot (a failing SD card remounted ro): the door runs, the
+    exit button opens, codes are refused journal_error; once writable the door recovers by itself."""
+    with small_tmpfs(tmp_path / "state") as state:
+        lock = {"relay_pin": "GPIO17", "door_sensor_pin": "GPIO27", "exit_button_pin": "GPIO22"}
+        doc = config_doc(lock=lock, reader=[{"name": "inside", "type": "serial", "side": "exit",
+                                  "port": "/dev/ttyACM0"}])
+        doc["storage"] = {"path": str(state / "doorctl.db")}
+        config = tmp_path / "door.toml"
+        config.write_text(toml_text(doc))
+        remount(state, "ro")
+        board = BoardProcess(config, tmp_path / "sim.sock")
+        door = DoorProcess(config, board.socket_path)
+        try:
+            door.wait_line("the journal cannot be opened")
+            board.press()
+            assert wait_for(board.relay, 5), "the exit button opens on a read-only disk"
+            board.request(op="show", reader="inside", text=code("m-1", iat=int(time.time())))
+            door.wait_line("reason=journal_error", 10)
+            remount(state, "rw")
+            door.wait_line("journal " + str(state / "doorctl.db") + " opened at last", 10)
+            assert wait_for(lambda: (state / "status.sock").exists(), 15), "the status socket comes up"
+            status = json.loads(doorctl("status", "--config", str(config), "--json").stdout)
+            assert "journal_error" not in status["alarms"]
+            types = [e["type"] for e in status["recent_events"]]
+            assert types[:3] == ["unlock", "denied", "journal_recovered"], types
+        finally:
+            door.stop()
+            board.close()
