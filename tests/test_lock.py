@@ -161,3 +161,25 @@ def test_start_drives_a_relay_left_on_off_without_pulsing(tmp_path: Path) -> Non
     assert not board.relay_energized
     assert [c.level for c in board.changes("relay", t0)] == [False], "one write: off"
     pins.close()
+
+
+def test_a_bolt_jammed_retracted_is_a_lock_fault(rig: Rig) -> None:
+    rig.press_exit()
+    assert wait_for(lambda: rig.board.state()["bolt"] == "retracted")
+    rig.board.set_jammed(True)  # stuck open: it no longer follows the relay back out
+    assert wait_for(lambda: not rig.board.relay_energized, 2)
+    assert wait_for(lambda: "lock_fault" in rig.event_types(), 3)
+    assert rig.on_reactor(lambda: rig.core.state.lock) is LockStatus.JAMMED
+    rig.board.set_jammed(False)
+    rig.press_exit()  # the bolt moves again: retracts, then extends after the pulse
+    assert wait_for(lambda: rig.on_reactor(lambda: rig.core.state.lock) is LockStatus.LOCKED, 3)
+
+
+def test_a_door_left_open_after_a_fire_is_held(rig: Rig) -> None:
+    rig.board.set_input("fire_alarm", True)
+    assert wait_for(lambda: rig.board.relay_energized)
+    rig.board.set_door(True)
+    time.sleep(0.2)
+    rig.board.set_input("fire_alarm", False)
+    assert wait_for(lambda: "door_held" in rig.event_types(), 3), rig.event_types()
+    assert "door_forced" not in rig.event_types()

@@ -197,3 +197,22 @@ def test_a_door_on_a_read_only_disk_starts_degraded_and_recovers(tmp_path: Path)
         finally:
             door.stop()
             board.close()
+
+
+def test_doctor_names_the_real_cause_of_a_clock_behind_the_floor(tmp_path: Path) -> None:
+    from controller.config import load_config
+    from controller.doctor import check_clock
+    from controller.journal import Journal
+
+    config_path = _config(tmp_path)
+    journal = Journal(tmp_path / "doorctl.db")
+    journal.save_floor(time.time() + 30 * 86400)  # a run with the clock 30 days ahead (older doorctl)
+    journal.close()
+    findings = check_clock(load_config(config_path), rtc=tmp_path / "no-rtc")
+    text = "\n".join(f"{f.level} {f.what} | {f.fix}" for f in findings)
+    if "clock synchronized" in text:  # a machine with NTP: the floor is reported, and harmless
+        assert "ahead of the synchronized clock" in text
+    else:
+        assert "fail the clock is 2,592,0" in text and "behind the journal's time floor" in text
+        assert "timedatectl set-ntp true" in text
+    assert "warn no real-time clock" in text and "RTC" in text
