@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,20 @@ class DoorProcess(Proc):
     def __init__(self, config: Path, socket_path: Path, env: dict[str, str] | None = None) -> None:
         super().__init__(["run", "--sim", "--config", str(config), "--sim-socket", str(socket_path)], env)
         self.wait_line("ready:")
+
+
+@contextmanager
+def running_door(config: Path, socket_path: Path) -> Iterator[tuple[BoardProcess, DoorProcess]]:
+    """A board process and `doorctl run --sim` on it, both stopped afterwards."""
+    board = BoardProcess(config, socket_path)
+    try:
+        door = DoorProcess(config, board.socket_path)
+        try:
+            yield board, door
+        finally:
+            door.stop()
+    finally:
+        board.close()
 
 
 class FakeSystemd:

@@ -8,13 +8,25 @@ import socket
 import sqlite3
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hwsim.broker import Broker
 from tests.helpers import STAND_INS, code, config_doc, toml_text
-from tests.procs import BoardProcess, DoorProcess, doorctl
+from tests.procs import BoardProcess, doorctl, running_door
 from tests.rig import wait_for
 from tests.small_fs import remount, small_tmpfs
+
+
+def show_until(board: BoardProcess, text: str, done: Callable[[], bool], timeout: float = 15) -> bool:
+    """Show a code at the serial scanner until `done`: the scanner's port may open only after the
+    daemon said ready, and bytes sent before it are lost, as with a real scanner. Within 5 s the
+    same code again is the same presentation, so repeats decide nothing twice."""
+    def attempt() -> bool:
+        board.request(op="show", reader="inside", text=text)
+        return done()
+
+    return wait_for(attempt, timeout, step=0.5)
 
 
 def _config(tmp: Path, **extra: object) -> Path:
@@ -29,15 +41,13 @@ def _config(tmp: Path, **extra: object) -> Path:
 
 def test_status_reports_the_running_door(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    board = BoardProcess(config, tmp_path / "sim.sock")
-    door = DoorProcess(config, board.socket_path)
-    try:
+    with running_door(config, tmp_path / "sim.sock") as (board, _door):
         sock = tmp_path / "status.sock"
         assert stat.S_IMODE(sock.stat().st_mode) == 0o660, "owner and group only"
-        board.request(op="show", reader="inside", text=code("m-1", iat=int(time.time())))
         # One after the other: the exit button is served ahead of a reader, so pressing it at once
         # could overtake the code.
-        assert wait_for(lambda: "denied" in doorctl("status", "--config", str(config)).stdout, 10)
+        assert show_until(board, code("m-1", iat=int(time.time())),
+                          lambda: "denied" in doorctl("status", "--config", str(config)).stdout)
         board.press()
         assert wait_for(lambda: "unlock" in doorctl("status", "--config", str(config)).stdout, 10)
         res = doorctl("status", "--config", str(config), "--json")
@@ -49,9 +59,6 @@ def test_status_reports_the_running_door(tmp_path: Path) -> None:
         text = doorctl("status", "--config", str(config)).stdout
         for needle in ("door      shinjuku-3/main", "seats     ○", "not configured", "recent events"):
             assert needle in text
-    finally:
-        door.stop()
-        board.close()
     res = doorctl("status", "--config", str(config))
     assert res.returncode == 1 and "does not answer" in res.stderr
 
@@ -94,78 +101,62 @@ def test_doctor_checks_a_pi_camera(tmp_path: Path) -> None:
     assert any(line.startswith("fail  reader csi: no Pi camera 0 (0 found)") for line in lines)
 
 
-def test_status_over_an_unreadable_journal_is_complete_or_an_error(tmp_path: Path) -> None:
+def test_a_corrupted_journal_degrades_and_status_still_answers(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    board = BoardProcess(config, tmp_path / "sim.sock")
-    door = DoorProcess(config, board.socket_path)
-    try:
-        # Corrupt the events table under the running daemon.
+    with running_door(config, tmp_path / "sim.sock") as (board, door):
+        # Corrupt the events table under the running daemon, which reported ready.
         db = sqlite3.connect(tmp_path / "doorctl.db")
         db.execute("DROP TABLE events")
         db.commit()
         db.close()
         res = doorctl("status", "--config", str(config), "--json")
         status = json.loads(res.stdout)
-        if res.returncode == 0:
-            assert {"seats", "lock", "alarms", "backlog", "recent_events"} <= set(status)
-            assert status["journal_unreadable"]
-        else:
-            assert res.returncode == 1 and status["error"]
+        assert res.returncode == 0, res.stderr
+        assert {"seats", "lock", "alarms", "sessions", "backlog", "recent_events"} <= set(status)
+        assert status["journal_unreadable"]
         text = doorctl("status", "--config", str(config))
-        assert text.returncode in (0, 1) and "Traceback" not in text.stderr
-    finally:
-        door.stop()
-        board.close()
+        assert text.returncode == 0 and "Traceback" not in text.stderr
+        # A member's exit code is refused journal_error (the degraded state) ...
+        assert show_until(board, code("m-1", iat=int(time.time())),
+                          lambda: "reason=journal_error" in door.output())
+        assert wait_for(lambda: "journal_error" in doorctl("status", "--config", str(config)).stdout, 5)
+        # ... and the exit button opens all the same.
+        board.press()
+        assert wait_for(board.relay, 5)
 
 
 def test_an_idle_client_does_not_block_status(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    board = BoardProcess(config, tmp_path / "sim.sock")
-    door = DoorProcess(config, board.socket_path)
-    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
+    with running_door(config, tmp_path / "sim.sock"), socket.socket(socket.AF_UNIX) as idle:
         idle.connect(str(tmp_path / "status.sock"))  # connects and says nothing
         started = time.monotonic()
         res = doorctl("status", "--config", str(config), "--json")
         assert res.returncode == 0 and json.loads(res.stdout)["store"] == "shinjuku-3"
+        # The old server answered one client at a time, each with a 5 s timeout.
         assert time.monotonic() - started < 3.0, "not held up by the idle client"
-    finally:
-        idle.close()
-        door.stop()
-        board.close()
 
 
 def test_a_second_daemon_on_the_same_state_refuses_to_start(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    board = BoardProcess(config, tmp_path / "sim.sock")
-    door = DoorProcess(config, board.socket_path)
-    try:
+    with running_door(config, tmp_path / "sim.sock") as (board, door):
         second = doorctl("run", "--sim", "--config", str(config), "--sim-socket", str(board.socket_path))
         assert second.returncode == 2
         assert f"another doorctl (pid {door.popen.pid}) already runs" in second.stderr
         assert (tmp_path / "status.sock").exists(), "the first daemon's socket is untouched"
         res = doorctl("status", "--config", str(config), "--json")
         assert res.returncode == 0
-    finally:
-        door.stop()
-        board.close()
 
 
 def test_a_bad_certificate_leaves_the_door_running_offline(tmp_path: Path) -> None:
     not_pem = tmp_path / "ca.pem"
     not_pem.write_text("not a certificate\n")
     config = _config(tmp_path, mqtt={"host": "127.0.0.1", "port": 1, "tls": True, "ca_file": str(not_pem)})
-    board = BoardProcess(config, tmp_path / "sim.sock")
-    door = DoorProcess(config, board.socket_path)
-    try:
+    with running_door(config, tmp_path / "sim.sock") as (board, _door):
         assert wait_for(lambda: "cloud_config" in doorctl("status", "--config", str(config)).stdout, 10)
         status = json.loads(doorctl("status", "--config", str(config), "--json").stdout)
         assert "mqtt.ca_file" in status["cloud"]
         board.press()
         assert wait_for(lambda: board.relay(), 5), "the door works offline"
-    finally:
-        door.stop()
-        board.close()
 
 
 def test_a_door_on_a_read_only_disk_starts_degraded_and_recovers(tmp_path: Path) -> None:
@@ -179,14 +170,12 @@ def test_a_door_on_a_read_only_disk_starts_degraded_and_recovers(tmp_path: Path)
         config = tmp_path / "door.toml"
         config.write_text(toml_text(doc))
         remount(state, "ro")
-        board = BoardProcess(config, tmp_path / "sim.sock")
-        door = DoorProcess(config, board.socket_path)
-        try:
+        with running_door(config, tmp_path / "sim.sock") as (board, door):
             door.wait_line("the journal cannot be opened")
             board.press()
             assert wait_for(board.relay, 5), "the exit button opens on a read-only disk"
-            board.request(op="show", reader="inside", text=code("m-1", iat=int(time.time())))
-            door.wait_line("reason=journal_error", 10)
+            assert show_until(board, code("m-1", iat=int(time.time())),
+                              lambda: "reason=journal_error" in door.output())
             remount(state, "rw")
             door.wait_line("journal " + str(state / "doorctl.db") + " opened at last", 10)
             assert wait_for(lambda: (state / "status.sock").exists(), 15), "the status socket comes up"
@@ -194,9 +183,6 @@ def test_a_door_on_a_read_only_disk_starts_degraded_and_recovers(tmp_path: Path)
             assert "journal_error" not in status["alarms"]
             types = [e["type"] for e in status["recent_events"]]
             assert types[:3] == ["unlock", "denied", "journal_recovered"], types
-        finally:
-            door.stop()
-            board.close()
 
 
 def test_doctor_names_the_real_cause_of_a_clock_behind_the_floor(tmp_path: Path) -> None:
