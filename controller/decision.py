@@ -426,12 +426,13 @@ def next_state(state: DoorState, inp: Input, now: Now, policy: Policy) -> Step:
 
 def _finish(before: DoorState, draft: _Draft) -> Step:
     effects: list[Effect] = []
-    if draft.events or _persisted(before) != _persisted(draft.state):
+    unchanged = draft.state is before  # most ticks: no state to compare
+    if draft.events or (not unchanged and _persisted(before) != _persisted(draft.state)):
         effects.append(Journal(tuple(draft.events), draft.gates))
     effects.extend(draft.relay)
     if draft.reply is not None:
         effects.append(Reply(draft.reply))
-    if _public(before) != _public(draft.state):
+    if not unchanged and _public(before) != _public(draft.state):
         effects.append(Publish())
     return Step(draft.state, tuple(effects))
 
