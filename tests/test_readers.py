@@ -458,7 +458,9 @@ def test_pi_camera_failures_are_reader_faults(pi_camera_env: pytest.MonkeyPatch)
         reader.stop()
 
 
-def test_pi_camera_without_picamera2_says_how_to_install() -> None:
+def test_pi_camera_without_picamera2_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As on a machine without picamera2, even a Pi that has it (the worker inherits PYTHONPATH).
+    monkeypatch.setenv("PYTHONPATH", str(STAND_INS / "without_picamera2"))
     reader, got = _start("picamera2")
     try:
         assert wait_for(lambda: got.healthy() is False, 10)
