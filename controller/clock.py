@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import time
 from collections.abc import Callable
 from functools import cache
@@ -39,21 +40,30 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def kernel_clock_synced() -> bool:
-    """Ask the kernel (adjtimex) whether NTP has disciplined the clock.
+def kernel_clock_state() -> tuple[bool | None, str]:
+    """Ask the kernel (adjtimex, read only) whether NTP has disciplined the clock.
 
-    Returns False when it cannot tell: an unsynced door should say so, not guess.
+    (True, ...) synchronized, (False, ...) not, (None, why) when the kernel would not say (a
+    seccomp filter that denies adjtimex: systemd's ProtectClock= does). The unit allows it.
     """
     libc = _libc()
     if libc is None:
-        return False
+        return None, "no C library to ask"
     # struct timex is ~208 bytes on 64-bit Linux; a zeroed buffer with modes=0 only reads.
     buf = ctypes.create_string_buffer(512)
     try:
         state = libc.adjtimex(buf)
-    except (OSError, AttributeError):
-        return False
-    return bool(state == _TIME_OK)
+    except (OSError, AttributeError) as exc:
+        return None, str(exc)
+    if state < 0:
+        errno = ctypes.get_errno()
+        return None, f"adjtimex: {os.strerror(errno)}"
+    return state == _TIME_OK, "synchronized" if state == _TIME_OK else f"adjtimex state {state}"
+
+
+def kernel_clock_synced() -> bool:
+    """True only when the kernel says NTP synchronized the clock: an unsure door says no."""
+    return kernel_clock_state()[0] is True
 
 
 class DoorClock:

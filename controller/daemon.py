@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from controller.clock import kernel_clock_state
 from controller.cloud import CloudSync
 from controller.config import Config, ConfigError, load_mqtt_credentials
 from controller.core import DoorCore
@@ -327,6 +328,10 @@ class DoorDaemon:
         self._start_readers()
         if self.cloud is not None:
             self.cloud.start()
+        synced, detail = kernel_clock_state()
+        if synced is None:
+            log.error("cannot read the clock's NTP state (%s): app commands will be refused "
+                      "clock_unsynced; allow adjtimex (the unit does)", detail)
         status = self.status_line()
         log.info("ready: %s", status)
         self.notifier.ready(status)

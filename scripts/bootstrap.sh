@@ -23,7 +23,9 @@ if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv"
     "$PYTHON" -m venv .venv
 fi
-LOCK=requirements/dev-bookworm.txt
+# The development venv runs what a bookworm Pi runs (numpy 1.x, OpenCV 4.11), on this architecture.
+LOCK="requirements/dev-bookworm-$(uname -m).txt"
+[ -f "$LOCK" ] || { echo "bootstrap: no lock for $(uname -m) (x86_64 and aarch64 only)" >&2; exit 2; }
 # Reinstall only when the lock or a project file changed since the last install.
 if [ ! -f "$stamp" ] || [ "$LOCK" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
         || [ hw-sim/pyproject.toml -nt "$stamp" ]; then

@@ -17,15 +17,29 @@ PYTHON="${PYTHON:-python3}"
 
 log() { printf 'install-pi: %s\n' "$*"; }
 
+# The target: the Debian release (bookworm or trixie, Raspberry Pi OS included) and the architecture
+# pick the hashed lock. bookworm keeps numpy 1.x for its picamera2; trixie runs numpy 2.
+. "$ROOT/etc/os-release" 2>/dev/null || . /etc/os-release
+RELEASE="${DOORCTL_RELEASE:-${VERSION_CODENAME:-bookworm}}"
+ARCH="$(uname -m)"
+LOCK="$SRC/requirements/door-$RELEASE-$ARCH.txt"
+[ -f "$LOCK" ] || { echo "install-pi: no lock for $RELEASE on $ARCH (requirements/door-*.txt)" >&2; exit 2; }
+
+apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
 if [ -z "$ROOT" ]; then
     [ "$(id -u)" -eq 0 ] || { echo "install-pi: run as root (sudo)" >&2; exit 2; }
-    log "apt packages"
+    log "apt packages ($RELEASE, $ARCH)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libzbar0 python3-venv python3-lgpio \
-        python3-picamera2 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libzbar0 python3-venv >/dev/null
+    apt_install libzbar0 python3-venv
+    # Raspberry Pi OS has these; plain Debian may not (lgpio then comes from PyPI, see the lock).
+    for pkg in python3-lgpio python3-picamera2; do
+        if apt-cache show "$pkg" >/dev/null 2>&1; then apt_install "$pkg"; else log "no $pkg in this OS's archive"; fi
+    done
     id doorctl >/dev/null 2>&1 || useradd --system --home /var/lib/doorctl --shell /usr/sbin/nologin doorctl
+    # The groups that own GPIO, cameras and serial ports, where this system has them (User= in the
+    # unit brings the user's groups; the unit names none, so a missing one cannot stop it).
     for group in gpio video dialout; do
-        getent group "$group" >/dev/null && usermod -a -G "$group" doorctl
+        if getent group "$group" >/dev/null; then usermod -a -G "$group" doorctl; fi
     done
 fi
 
@@ -36,9 +50,13 @@ tar -C "$SRC" --exclude=.venv --exclude=.git --exclude=.demo --exclude='__pycach
 log "venv (with system site packages: lgpio, picamera2 from apt)"
 [ -x "$APP/.venv/bin/python" ] || "$PYTHON" -m venv --system-site-packages "$APP/.venv"
 "$APP/.venv/bin/python" -m pip install -q --upgrade pip
-# The locked, hashed dependencies (numpy 1.x beside bookworm's picamera2), then the door alone.
-"$APP/.venv/bin/python" -m pip install -q --require-hashes -r "$APP/requirements/door-bookworm.txt"
+# The locked, hashed dependencies for this release and architecture, then the door alone.
+log "dependencies from $(basename "$LOCK")"
+"$APP/.venv/bin/python" -m pip install -q --require-hashes -r "$LOCK"
 "$APP/.venv/bin/python" -m pip install -q --no-deps "$APP"
+if [ "$ARCH" != x86_64 ] && ! "$APP/.venv/bin/python" -c "import lgpio" 2>/dev/null; then
+    log "WARNING: no lgpio for this Python: install python3-lgpio (Raspberry Pi OS) for real GPIO"
+fi
 
 log "config, state, unit, watchdog"
 install -d -m 0750 "$ROOT/etc/doorctl" "$ROOT/var/lib/doorctl"

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Refresh the hashed requirement locks from pyproject.toml (`make lock`). Each lock covers
-# Python 3.11 on Linux x86_64 and aarch64 (uv's universal resolution, every wheel's hash).
-#   requirements/door-bookworm.txt  what scripts/install-pi.sh installs on a bookworm Pi
-#   requirements/dev-bookworm.txt   the development venv (the door + test tools), so CI runs the
-#                                   versions a bookworm Pi runs
+# Refresh the hashed requirement locks from pyproject.toml (`make lock`): one per target, each
+# for the Python of that Debian release on one architecture.
+#   requirements/door-<release>-<arch>.txt  what scripts/install-pi.sh installs on a door
+#   requirements/dev-bookworm-<arch>.txt    the development venv and CI: the versions a bookworm Pi
+#                                           runs, plus the test tools
+# bookworm: Python 3.11, numpy<2 and OpenCV 4.11 (its picamera2 is built against numpy 1.24);
+# trixie: Python 3.13, numpy 2. Both glibc >= 2.36 (manylinux_2_36 wheels).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV=".venv/bin/uv"
 [ -x "$UV" ] || UV="uv"
-common=(--python-version 3.11 --universal --generate-hashes -c requirements/bookworm-constraints.txt)
-"$UV" pip compile pyproject.toml "${common[@]}" -o requirements/door-bookworm.txt
-"$UV" pip compile pyproject.toml --extra dev "${common[@]}" -o requirements/dev-bookworm.txt
+declare -A PYTHON=([bookworm]=3.11 [trixie]=3.13)
+for release in bookworm trixie; do
+    for arch in x86_64 aarch64; do
+        common=(--python-version "${PYTHON[$release]}" --python-platform "$arch-manylinux_2_36"
+                --generate-hashes -c "requirements/$release-constraints.txt" --no-header)
+        "$UV" pip compile --quiet pyproject.toml --extra pi "${common[@]}" \
+            -o "requirements/door-$release-$arch.txt"
+        if [ "$release" = bookworm ]; then
+            "$UV" pip compile --quiet pyproject.toml --extra dev "${common[@]}" \
+                -o "requirements/dev-$release-$arch.txt"
+        fi
+    done
+done
+echo "lock: requirements/ refreshed"

@@ -150,9 +150,14 @@ def test_loop_stuck_on_the_disk_is_bounded_by_the_guard(
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
     text = (ROOT / "systemd" / "doorctl.service").read_text()
     for needed in ("Type=notify", "WatchdogSec=", "Restart=always", "ExecStopPost=", "relay-off",
-                   "SupplementaryGroups=gpio video dialout", "StateDirectory=doorctl",
-                   "ConfigurationDirectory=doorctl"):
+                   "StateDirectory=doorctl", "ConfigurationDirectory=doorctl", "RestartPreventExitStatus=2",
+                   "WorkingDirectory=/var/lib/doorctl", "ConfigurationDirectoryMode=0750"):
         assert needed in text
+    # Groups a Debian without Raspberry Pi packages lacks must not be required (216/GROUP), and
+    # the door must be able to read the kernel's NTP state (ProtectClock= denies adjtimex).
+    settings = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert not [line for line in settings if line.startswith(("SupplementaryGroups=", "ProtectClock="))]
+    assert "SystemCallFilter=@system-service adjtimex" in settings
     venv_doorctl = str(ROOT / ".venv" / "bin" / "doorctl")
     unit = tmp_path / "doorctl.service"
     unit.write_text(text.replace("/opt/doorctl/.venv/bin/doorctl", venv_doorctl))
