@@ -1,5 +1,5 @@
 # The two commands the README opens with: `make demo` and `make test`.
-.PHONY: setup demo test lint typecheck bench lock clean
+.PHONY: setup demo test lint typecheck bench lock pi-check pi-check-arm64 clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -27,6 +27,13 @@ bench: setup
 # Refresh the hashed dependency locks (requirements/) from pyproject.toml.
 lock: setup
 	scripts/lock.sh
+
+# The install script and the unit, booted under systemd in a Debian bookworm container (root).
+pi-check:
+	python3 scripts/pi_check.py
+
+pi-check-arm64:
+	python3 scripts/pi_check.py --arch arm64
 
 clean:
 	rm -rf .demo .pytest_cache

@@ -157,7 +157,7 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     # the door must be able to read the kernel's NTP state (ProtectClock= denies adjtimex).
     settings = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert not [line for line in settings if line.startswith(("SupplementaryGroups=", "ProtectClock="))]
-    assert "SystemCallFilter=@system-service adjtimex" in settings
+    assert "SystemCallFilter=@system-service adjtimex clock_adjtime" in settings
     venv_doorctl = str(ROOT / ".venv" / "bin" / "doorctl")
     unit = tmp_path / "doorctl.service"
     unit.write_text(text.replace("/opt/doorctl/.venv/bin/doorctl", venv_doorctl))

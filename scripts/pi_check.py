@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""`make pi-check`: the technician's bench in one command.
+
+Builds (once, cached outside git) a Debian bookworm root file system with mmdebstrap for the
+host's architecture or, with `--arch arm64`, a Pi's (under qemu-user); boots it with systemd in
+systemd-nspawn; runs scripts/install-pi.sh from this checkout inside; starts doorctl.service on a
+simulated board (a drop-in written here, never shipped) and checks what a technician relies on,
+through systemctl, journalctl and `doorctl status`. Prints a table: check, ok/fail, seconds.
+
+Needs root (mmdebstrap, nspawn, nsenter). Installs what it needs with apt when missing.
+Exit 0 when every check passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("DOORCTL_PI_CHECK_CACHE", "/var/cache/doorctl-pi-check"))
+PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "libzbar0", "ca-certificates",
+            "iproute2", "procps", "util-linux"]
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
+MACHINE = "doorctl-check"
+SIM_DROP_IN = """[Service]
+# Written by make pi-check, never shipped: the door on the simulated board.
+Environment=PYTHONPATH=/opt/doorctl/hw-sim
+ExecStart=
+ExecStart=/opt/doorctl/.venv/bin/doorctl run --sim --config /etc/doorctl/doorctl.toml
+ExecStopPost=
+ExecStopPost=/opt/doorctl/.venv/bin/doorctl relay-off --sim --config /etc/doorctl/doorctl.toml
+"""
+SIM_UNIT = """[Unit]
+Description=simulated door board (make pi-check only)
+Before=doorctl.service
+
+[Service]
+User=doorctl
+Group=doorctl
+StateDirectory=doorctl
+Environment=PYTHONPATH=/opt/doorctl/hw-sim
+ExecStart=/opt/doorctl/.venv/bin/doorctl sim --config /etc/doorctl/doorctl.toml
+
+[Install]
+WantedBy=multi-user.target
+"""
+BOARD = "/var/lib/doorctl/sim.sock"
+
+
+def sh(*args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), check=check, text=True, capture_output=True, **kw)  # type: ignore
+
+
+
+def ensure_tools(arch: str) -> None:
+    needed = {"mmdebstrap": "mmdebstrap", "systemd-nspawn": "systemd-container", "nsenter": "util-linux"}
+    if arch != HOST_ARCH:
+        needed["qemu-aarch64-static"] = "qemu-user-static"
+        needed["update-binfmts"] = "binfmt-support"
+    missing = sorted({pkg for tool, pkg in needed.items() if shutil.which(tool) is None})
+    if missing:
+        print(f"pi-check: installing {' '.join(missing)}", flush=True)
+        sh("apt-get", "update", "-qq")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        sh("apt-get", "install", "-y", "-qq", *missing, env=env)
+    if arch != HOST_ARCH:
+        binfmt = Path("/proc/sys/fs/binfmt_misc")
+        if not (binfmt / "register").exists():
+            sh("mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt))
+        if not (binfmt / "qemu-aarch64").exists():
+            sh("update-binfmts", "--enable", "qemu-aarch64", check=False)
+
+
+def rootfs(arch: str) -> Path:
+    """The cached root file system tarball, built on first use."""
+    tar = CACHE / f"bookworm-{arch}.tar"
+    if tar.exists():
+        return tar
+    CACHE.mkdir(parents=True, exist_ok=True)
+    hooks: list[str] = []
+    local_cas = Path("/usr/local/share/ca-certificates")
+    if any(local_cas.glob("*.crt")):
+        # Behind an inspecting proxy, apt and pip inside need the host's locally added CAs.
+        hooks += [f"--customize-hook=copy-in {' '.join(str(p) for p in local_cas.glob('*.crt'))} "
+                  "/usr/local/share/ca-certificates/",
+                  '--customize-hook=chroot "$1" update-ca-certificates']
+    partial = tar.with_name(f"{tar.stem}.partial.tar")  # mmdebstrap picks the format from the name
+    sh("mmdebstrap", "--variant=minbase", f"--architectures={arch}", f"--include={','.join(PACKAGES)}",
+       *hooks, "bookworm", str(partial), "http://deb.debian.org/debian")
+    partial.rename(tar)
+    return tar
+
+
+class Container:
+    """A booted nspawn container and a way to run commands in it (nsenter into its init)."""
+
+    def __init__(self, tar: Path, workdir: Path) -> None:
+        self.root = workdir / "root"
+        self.root.mkdir()
+        sh("tar", "-C", str(self.root), "-xf", str(tar))
+        self.log = (workdir / "boot.log").open("w")
+        self.proc = subprocess.Popen(
+            ["systemd-nspawn", "-D", str(self.root), "-b", "--register=no", "--keep-unit",
+             f"--machine={MACHINE}", f"--bind-ro={ROOT}:/src", "--resolv-conf=copy-host", "--console=pipe",
+             # nspawn's own seccomp layer denies the clock calls (adjtimex too, even read only) to a
+             # container without CAP_SYS_TIME; a Pi has no such layer. With it the check below is about
+             # the unit's own sandbox, which drops the capability itself.
+             "--capability=CAP_SYS_TIME"],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        self.init_pid = self._find_init()
+
+    def _find_init(self, timeout: float = 60) -> int:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for children in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+                for pid in children.read_text().split():
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                        return int(pid)
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError("the container did not boot: see boot.log")
+
+    def run(self, command: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["nsenter", "-t", str(self.init_pid), "-a", "--", "/bin/sh", "-c", command],
+            text=True, capture_output=True, timeout=timeout,
+            env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+        )
+
+    def wait_for(self, command: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.run(command, timeout=30).returncode == 0:
+                return True
+            time.sleep(0.5)
+        return False
+
+    def unit(self, prop: str) -> str:
+        return self.run(f"systemctl show -p {prop} --value doorctl").stdout.strip()
+
+    def board(self, **message: object) -> dict[str, object]:
+        script = ("import json,socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+                  "s.sendall(sys.argv[2].encode()+b'\\n'); print(s.makefile().readline())")
+        res = self.run(f"python3 -c \"{script}\" {BOARD} '{json.dumps(message)}'", timeout=30)
+        return json.loads(res.stdout) if res.returncode == 0 and res.stdout.strip() else {}
+
+    def close(self) -> None:
+        self.run("systemctl poweroff", timeout=30)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, bool, float, str]] = []
+
+    def check(self, name: str, fn: Callable[[], tuple[bool, str]]) -> bool:
+        started = time.monotonic()
+        try:
+            ok, detail = fn()
+        except Exception as exc:  # a check that blows up is a failed check, with its reason
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        took = time.monotonic() - started
+        self.rows.append((name, ok, took, detail))
+        note = f"  -- {detail}" if detail else ""
+        print(f"  {'ok  ' if ok else 'FAIL'} {took:7.1f}s  {name}{note}", flush=True)
+        return ok
+
+    def summary(self) -> int:
+        failed = [r for r in self.rows if not r[1]]
+        print(f"\npi-check: {len(self.rows) - len(failed)} ok, {len(failed)} failed")
+        return 1 if failed else 0
+
+
+def checks(c: Container, table: Table) -> None:
+    def booted() -> tuple[bool, str]:
+        ok = c.wait_for("systemctl is-system-running --wait | grep -qE 'running|degraded'", 120)
+        return ok, c.run("systemctl is-system-running").stdout.strip()
+
+    def install() -> tuple[bool, str]:
+        res = c.run("/src/scripts/install-pi.sh", timeout=3600)
+        tail = (res.stdout + res.stderr).strip().splitlines()[-3:]
+        return res.returncode == 0, " | ".join(tail)
+
+    def install_again() -> tuple[bool, str]:
+        res = c.run("/src/scripts/install-pi.sh", timeout=3600)
+        return res.returncode == 0, "idempotent" if res.returncode == 0 else res.stderr[-300:]
+
+    def start_on_sim() -> tuple[bool, str]:
+        c.run("mkdir -p /etc/systemd/system/doorctl.service.d")
+        c.run(f"cat > /etc/systemd/system/doorctl.service.d/pi-check.conf <<'EOF'\n{SIM_DROP_IN}EOF")
+        c.run(f"cat > /etc/systemd/system/doorctl-sim.service <<'EOF'\n{SIM_UNIT}EOF")
+        c.run("systemctl daemon-reload && systemctl enable --now doorctl-sim.service")
+        if not c.wait_for(f"test -S {BOARD}", 60):
+            board_log = c.run("journalctl -u doorctl-sim -n 20 --no-pager").stdout
+            return False, f"the simulated board did not come up: {board_log}"
+        c.run("systemctl restart doorctl")
+        ok = c.wait_for("systemctl show -p SubState --value doorctl | grep -qx running", 120)
+        status = c.unit("StatusText")
+        return ok and "seats" in status, f"READY, status '{status}'"
+
+    def status_answers() -> tuple[bool, str]:
+        res = c.run("/opt/doorctl/.venv/bin/doorctl status --config /etc/doorctl/doorctl.toml --json")
+        body = json.loads(res.stdout) if res.returncode == 0 else {}
+        return res.returncode == 0 and body.get("store") is not None, f"lock {body.get('lock')}, " \
+            f"platform {body.get('platform')}"
+
+    def clock_readable() -> tuple[bool, str]:
+        logs = c.run("journalctl -u doorctl --no-pager -o cat").stdout
+        denied = [line for line in logs.splitlines() if "cannot read the clock's NTP state" in line]
+        return not denied, denied[-1] if denied else "adjtimex allowed by the sandbox"
+
+    def private_files() -> tuple[bool, str]:
+        modes = c.run("stat -c '%a %U:%G %n' /var/lib/doorctl /var/lib/doorctl/status.sock "
+                      "/var/lib/doorctl/doorctl.db /etc/doorctl /etc/doorctl/doorctl.toml").stdout
+        other = c.run("runuser -u nobody -- sh -c 'cat /var/lib/doorctl/doorctl.db >/dev/null 2>&1 || "
+                      "exit 0; exit 1' && runuser -u nobody -- sh -c "
+                      "'ls /var/lib/doorctl >/dev/null 2>&1 && exit 1 || exit 0'")
+        world = [line for line in modes.splitlines() if line and line.split()[0][-1] != "0"]
+        return other.returncode == 0 and not world, " ; ".join(modes.split("\n")[:5])
+
+    def watchdog() -> tuple[bool, str]:
+        before = int(c.unit("NRestarts") or 0)
+        c.run("systemctl kill -s SIGSTOP --kill-whom=main doorctl")
+        killed = c.wait_for("journalctl -u doorctl --no-pager | grep -q 'Watchdog timeout'", 30)
+        back = c.wait_for(f"test $(systemctl show -p NRestarts --value doorctl) -gt {before} && "
+                          "systemctl show -p SubState --value doorctl | grep -qx running", 60)
+        relay_off = "relay GPIO17 off" in c.run("journalctl -u doorctl --no-pager -o cat").stdout
+        return killed and back and relay_off, f"watchdog kill {killed}, relay-off ran {relay_off}, " \
+            f"restarted and ready {back}"
+
+    def sigkill_unlocked() -> tuple[bool, str]:
+        c.board(op="input", name="exit_button", active=True)
+        time.sleep(0.05)
+        c.board(op="input", name="exit_button", active=False)
+        if not c.board(op="state").get("relay"):
+            return False, "the exit button did not energize the relay"
+        started = time.monotonic()
+        c.run("systemctl kill -s SIGKILL --kill-whom=main doorctl")
+        while c.board(op="state").get("relay") and time.monotonic() - started < 30:
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        return not c.board(op="state").get("relay") and took < 15, f"relay off {took:.1f}s after the kill " \
+            "(bound: max_unlock_seconds 15)"
+
+    def config_error() -> tuple[bool, str]:
+        c.run("cp /etc/doorctl/doorctl.toml /root/good.toml && "
+              "sed -i 's/^\\[door\\]/[door]\\ncolour = \"red\"/' /etc/doorctl/doorctl.toml")
+        c.run("systemctl restart doorctl")
+        failed = c.wait_for("systemctl show -p ActiveState --value doorctl | grep -qx failed", 30)
+        restarts = c.unit("NRestarts")
+        time.sleep(5)
+        storm = c.unit("NRestarts") != restarts
+        named = "door.colour: unknown key" in c.run("journalctl -u doorctl --no-pager -o cat -n 50").stdout
+        c.run("cp /root/good.toml /etc/doorctl/doorctl.toml && systemctl restart doorctl")
+        again = c.wait_for("systemctl show -p SubState --value doorctl | grep -qx running", 60)
+        return failed and named and not storm and again, f"stopped {failed}, key named {named}, " \
+            f"restart storm {storm}, back with the good file {again}"
+
+    def security() -> tuple[bool, str]:
+        out = c.run("systemd-analyze security --no-pager doorctl.service").stdout
+        line = next((x for x in out.splitlines() if "Overall exposure level" in x), "")
+        try:
+            level = float(line.split(":")[1].split()[0])
+        except (IndexError, ValueError):
+            return False, "no exposure level: " + out[-200:]
+        return level <= 3.5, line.split(":", 1)[1].strip() + " (at most 3.5)"
+
+    steps = [("container boots with systemd", booted), ("install-pi.sh", install),
+             ("install-pi.sh again (idempotent)", install_again),
+             ("doorctl.service on the simulated board reaches READY", start_on_sim),
+             ("doorctl status answers", status_answers),
+             ("the sandbox lets the door read NTP state", clock_readable),
+             ("state and config not readable by others", private_files),
+             ("SIGSTOP: watchdog kill, relay-off, restart, READY", watchdog),
+             ("SIGKILL while unlocked: relay off within the bound", sigkill_unlocked),
+             ("config error: key in the journal, no restart storm", config_error),
+             ("systemd-analyze security", security)]
+    for name, fn in steps:
+        if not table.check(name, fn) and fn in (booted, install, start_on_sim):
+            break  # nothing after these can pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", choices=["amd64", "arm64"], default=HOST_ARCH)
+    parser.add_argument("--keep", action="store_true", help="leave the container's files for a look")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("pi-check: run as root (mmdebstrap, systemd-nspawn, nsenter)", file=sys.stderr)
+        return 2
+    table = Table()
+    print(f"pi-check: Debian bookworm {args.arch} under systemd-nspawn", flush=True)
+    ensure_tools(args.arch)
+    tar: list[Path] = []
+
+    def build() -> tuple[bool, str]:
+        tar.append(rootfs(args.arch))
+        return True, str(tar[0])
+
+    if not table.check(f"root file system (cache {CACHE})", build):
+        return table.summary()
+    workdir = Path(tempfile.mkdtemp(prefix=f"run-{args.arch}-", dir=CACHE))
+    container = Container(tar[0], workdir)
+    try:
+        checks(container, table)
+    finally:
+        container.close()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return table.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
