@@ -272,6 +272,31 @@ def checks(c: Container, table: Table) -> None:
         return failed and named and not storm and again, f"stopped {failed}, key named {named}, " \
             f"restart storm {storm}, back with the good file {again}"
 
+    def lock_set() -> tuple[bool, str]:
+        py = "/opt/doorctl/.venv/bin/python"
+        versions = "import numpy, cv2; print(numpy.__version__, cv2.__version__)"
+        numpy = c.run(f"{py} -c '{versions}'").stdout.split()
+        lgpio = c.run(f"{py} -c 'import lgpio'").returncode == 0
+        arm = c.run("uname -m").stdout.strip() == "aarch64"
+        ok = len(numpy) == 2 and numpy[0].startswith("1.") and (lgpio or not arm)
+        return ok, f"numpy {numpy[0] if numpy else '?'} (bookworm's picamera2 needs 1.x), OpenCV " \
+            f"{numpy[1] if len(numpy) > 1 else '?'}, lgpio {'importable' if lgpio else 'absent'}"
+
+    def lgpio_pipes() -> tuple[bool, str]:
+        # lgpio writes .lgd-nfy* pipes into the current directory on import: inside the unit's own
+        # namespaces (ProtectSystem=strict), as its user, the working directory must take them.
+        pid = c.unit("MainPID")
+        cwd = c.run(f"readlink /proc/{pid}/cwd").stdout.strip()
+        probe = c.run(f"nsenter -t {pid} -m -- runuser -u doorctl -- sh -c "
+                      f"'cd {cwd} && touch .lgd-nfy-check && rm .lgd-nfy-check'")
+        return probe.returncode == 0 and cwd == "/var/lib/doorctl", \
+            f"working directory {cwd} writable in the unit's namespace"
+
+    def no_unit_warnings() -> tuple[bool, str]:
+        warnings = [line for line in c.run("journalctl -b --no-pager -o cat").stdout.splitlines()
+                    if "doorctl.service" in line and ("Directory" in line or "unknown" in line.lower())]
+        return not warnings, warnings[-1] if warnings else "systemd loads the unit without a warning"
+
     def security() -> tuple[bool, str]:
         out = c.run("systemd-analyze security --no-pager doorctl.service").stdout
         line = next((x for x in out.splitlines() if "Overall exposure level" in x), "")
@@ -290,6 +315,9 @@ def checks(c: Container, table: Table) -> None:
              ("SIGSTOP: watchdog kill, relay-off, restart, READY", watchdog),
              ("SIGKILL while unlocked: relay off within the bound", sigkill_unlocked),
              ("config error: key in the journal, no restart storm", config_error),
+             ("the locked set: numpy 1.x, OpenCV, lgpio on arm64", lock_set),
+             ("lgpio's pipes: the working directory is writable in the sandbox", lgpio_pipes),
+             ("systemd has no warning about the unit", no_unit_warnings),
              ("systemd-analyze security", security)]
     for name, fn in steps:
         if not table.check(name, fn) and fn in (booted, install, start_on_sim):
