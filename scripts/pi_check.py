@@ -146,6 +146,21 @@ class Container:
             time.sleep(0.5)
         return False
 
+    def host_pid(self, pid: int) -> int:
+        """The host's pid of a process the container knows as `pid` (its NSpid line ends with it)."""
+        inner = os.readlink(f"/proc/{self.init_pid}/ns/pid")
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                if os.readlink(status.parent / "ns" / "pid") != inner:
+                    continue
+                nspid = next(line for line in status.read_text().splitlines() if line.startswith("NSpid:"))
+            except (OSError, StopIteration):
+                continue
+            ids = nspid.split()[1:]
+            if ids and ids[-1] == str(pid):
+                return int(ids[0])
+        raise LookupError(f"no host pid for container pid {pid}")
+
     def unit(self, prop: str) -> str:
         return self.run(f"systemctl show -p {prop} --value doorctl").stdout.strip()
 
@@ -287,10 +302,17 @@ def checks(c: Container, table: Table) -> None:
         # namespaces (ProtectSystem=strict), as its user, the working directory must take them.
         pid = c.unit("MainPID")
         cwd = c.run(f"readlink /proc/{pid}/cwd").stdout.strip()
-        probe = c.run(f"nsenter -t {pid} -m -- runuser -u doorctl -- sh -c "
-                      f"'cd {cwd} && touch .lgd-nfy-check && rm .lgd-nfy-check'")
-        return probe.returncode == 0 and cwd == "/var/lib/doorctl", \
-            f"working directory {cwd} writable in the unit's namespace"
+        uid, gid = c.run("id -u doorctl").stdout.strip(), c.run("id -g doorctl").stdout.strip()
+        # The host's nsenter into the unit's mount namespace (a container's own nsenter cannot under
+        # qemu-user, whose threads make setns fail), as the unit's user.
+        probe = subprocess.run(
+            ["nsenter", "-t", str(c.host_pid(int(pid))), "-m", "-S", uid, "-G", gid, "--", "/bin/sh", "-c",
+             f"cd {cwd} && touch .lgd-nfy-check && rm .lgd-nfy-check"],
+            text=True, capture_output=True, timeout=60)
+        detail = f"working directory {cwd} writable in the unit's namespace"
+        if probe.returncode != 0:
+            detail = f"pid {pid}, cwd {cwd!r}: {(probe.stderr or probe.stdout).strip()[-200:]}"
+        return probe.returncode == 0 and cwd == "/var/lib/doorctl", detail
 
     def no_unit_warnings() -> tuple[bool, str]:
         warnings = [line for line in c.run("journalctl -b --no-pager -o cat").stdout.splitlines()

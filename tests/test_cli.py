@@ -90,3 +90,17 @@ def test_verify_code_with_a_broken_config(tmp_path: Path) -> None:
     cfg.write_text("[door]\nstore = 1\n")
     res = doorctl("verify-code", "--config", str(cfg), "OP1:X")
     assert res.returncode == 2 and "door.store: must be a string" in res.stderr
+
+
+def test_issue_revocation_mints_a_list_the_door_accepts(tmp_path: Path) -> None:
+    from controller.config import parse_config
+    from controller.core import verifier_for
+
+    key = tmp_path / "k1.key"
+    key.write_text(base64.b64encode(PRIVATE["k1"]).decode() + "\n")
+    res = doorctl("issue-revocation", "--key-file", str(key), "--kid", "k1", "--version", "42", "m-1", "m-2")
+    assert res.returncode == 0, res.stderr
+    listing = verifier_for(parse_config(config_doc())).verify_revocation(res.stdout.strip(), max_members=10)
+    assert (listing.version, listing.members) == (42, frozenset({"m-1", "m-2"}))
+    bad = doorctl("issue-revocation", "--key-file", str(key), "--kid", "k1", "--version", "1", "not ok!")
+    assert bad.returncode == 2 and "not member ids: not ok!" in bad.stderr
