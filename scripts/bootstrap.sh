@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libzbar0 mosquitto python3-venv)
+# postgresql: the pass service's tests start a throwaway cluster of their own (never the machine's).
+APT_PACKAGES=(libzbar0 mosquitto python3-venv postgresql)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -28,11 +29,12 @@ LOCK="requirements/dev-bookworm-$(uname -m).txt"
 [ -f "$LOCK" ] || { echo "bootstrap: no lock for $(uname -m) (x86_64 and aarch64 only)" >&2; exit 2; }
 # Reinstall only when the lock or a project file changed since the last install.
 if [ ! -f "$stamp" ] || [ "$LOCK" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
-        || [ hw-sim/pyproject.toml -nt "$stamp" ]; then
+        || [ hw-sim/pyproject.toml -nt "$stamp" ] || [ officepass/pyproject.toml -nt "$stamp" ]; then
     echo "bootstrap: installing Python packages into .venv (from $LOCK, hashes checked)"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q --require-hashes -r "$LOCK"
-    # The door and the simulator beside it (development only), on the locked dependencies.
-    .venv/bin/python -m pip install -q --no-deps -e . -e ./hw-sim
+    # The door, and beside it the simulator and the pass service (development only), on the locked
+    # dependencies.
+    .venv/bin/python -m pip install -q --no-deps -e . -e ./hw-sim -e ./officepass
     touch "$stamp"
 fi

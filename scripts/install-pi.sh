@@ -45,7 +45,9 @@ fi
 
 log "code into $APP"
 mkdir -p "$APP"
-tar -C "$SRC" --exclude=.venv --exclude=.git --exclude=.demo --exclude='__pycache__' -cf - . | tar -C "$APP" -xf -
+# Not the pass service (officepass/): nothing of it belongs on a door.
+tar -C "$SRC" --exclude=.venv --exclude=.git --exclude=.demo --exclude='__pycache__' --exclude=./officepass \
+    -cf - . | tar -C "$APP" -xf -
 
 log "venv (with system site packages: lgpio, picamera2 from apt)"
 [ -x "$APP/.venv/bin/python" ] || "$PYTHON" -m venv --system-site-packages "$APP/.venv"

@@ -35,6 +35,11 @@ def test_install_into_a_temporary_root(tmp_path: Path) -> None:
     probe = subprocess.run([str(python), "-c", "import hwsim"], capture_output=True, text=True,
                            cwd=tmp_path)
     assert probe.returncode != 0 and "No module named 'hwsim'" in probe.stderr
+    # Nothing of the pass service on a door: not installed, not even copied.
+    assert not (pi / "opt/doorctl/officepass").exists()
+    service = subprocess.run([str(python), "-c", "import officepass"], capture_output=True, text=True,
+                             cwd=tmp_path)
+    assert service.returncode != 0
     sim = subprocess.run([str(doorctl), "relay-off", "--sim", "--config", str(config)], capture_output=True,
                          text=True, cwd=tmp_path)
     assert sim.returncode == 1 and "the hardware simulator is not installed" in sim.stderr

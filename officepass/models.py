@@ -1,0 +1,92 @@
+"""The service's tables, SQLAlchemy 2 typed ORM. Alembic migrations (migrations/) create them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
+
+
+class DoorRecord(Base):
+    """A door as the fleet sees it: its retained status, online or not (Last Will), last seen."""
+
+    __tablename__ = "doors"
+
+    store: Mapped[str] = mapped_column(String(64), primary_key=True)
+    door: Mapped[str] = mapped_column(String(64), primary_key=True)
+    online: Mapped[bool]
+    status: Mapped[dict[str, Any]]
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StoreSeats(Base):
+    """A store's retained seats (contract §4): the door decides, the service shows."""
+
+    __tablename__ = "store_seats"
+
+    store: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seats: Mapped[dict[str, Any]]
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LiveSession(Base):
+    """A member's live session at a store, from the door's retained `sessions/{member}`."""
+
+    __tablename__ = "live_sessions"
+
+    store: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session: Mapped[dict[str, Any]]
+
+
+class EventRecord(Base):
+    """One door event, stored once by its `id` however often it arrives."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("store", "door", "epoch", "seq", name="events_door_seq"),
+        Index("events_by_time", "store", "door", "ts"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    door: Mapped[str] = mapped_column(String(64))
+    epoch: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    member: Mapped[str | None] = mapped_column(String(64))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    body: Mapped[dict[str, Any]]
+
+
+class SeqGap(Base):
+    """Seqs a door's numbering skipped (so far): [first, last], between the lowest and highest
+    seq stored for that door and epoch. Shrinks and splits as late events fill it."""
+
+    __tablename__ = "seq_gaps"
+
+    store: Mapped[str] = mapped_column(String(64), primary_key=True)
+    door: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(32), primary_key=True)
+    first: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class SeqRange(Base):
+    """The lowest and highest seq stored for a door's epoch. Its row is locked while an event of
+    that door is stored (SELECT ... FOR UPDATE), so service instances splitting the events keep
+    the gaps right."""
+
+    __tablename__ = "seq_ranges"
+
+    store: Mapped[str] = mapped_column(String(64), primary_key=True)
+    door: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(32), primary_key=True)
+    low: Mapped[int] = mapped_column(Integer)
+    high: Mapped[int] = mapped_column(Integer)
