@@ -1,0 +1,120 @@
+"""One consumer keeps every door's state from MQTT in the database (contract §8).
+
+Events come through a shared subscription, so service instances split them; retained state
+(status with its Last Will, seats, sessions) through ordinary subscriptions, since brokers send
+no retained messages to shared ones. paho's thread only queues; one worker thread writes, each
+message in its own transaction, and a bad message is logged and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.orm import Session
+
+from officepass.fleet import BadMessage, record_event, record_seats, record_session, record_status
+
+log = logging.getLogger("officepass.consumer")
+
+SHARE_GROUP = "officepass"
+
+
+class FleetConsumer:
+    def __init__(self, sessions: Callable[[], Session], host: str, port: int, prefix: str,
+                 client_id: str) -> None:
+        self._sessions = sessions
+        self.prefix = prefix
+        self.stored: Counter[str] = Counter()  # messages written, by kind (events, status, ...)
+        self._queue: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue(maxsize=10_000)
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self._host, self._port = host, port
+        self._worker = threading.Thread(target=self._work, name="fleet-writer", daemon=True)
+
+    def start(self) -> None:
+        self._worker.start()
+        self.client.connect_async(self._host, self._port)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+        self._queue.put(None)
+        self._worker.join(10)
+
+    def drained(self, timeout: float) -> bool:
+        """True once every message received so far is written (False after `timeout` seconds)."""
+        end = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        base = f"{self.prefix}/stores/+"
+        client.subscribe([(f"$share/{SHARE_GROUP}/{base}/doors/+/events", 1), (f"{base}/doors/+/status", 1),
+                          (f"{base}/seats", 1), (f"{base}/sessions/+", 1)])
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._queue.put(message, timeout=5)
+        except queue.Full:
+            log.error("writer behind by %d messages: dropped one on %s", self._queue.qsize(), message.topic)
+
+    def _work(self) -> None:
+        while True:
+            message = self._queue.get()
+            try:
+                if message is None:
+                    return
+                self._write(message.topic, bytes(message.payload))
+            except Exception:
+                log.exception("message on %s not stored", getattr(message, "topic", "?"))
+            finally:
+                self._queue.task_done()
+
+    def _write(self, topic: str, payload: bytes) -> None:
+        parts = topic[len(self.prefix) + 1:].split("/") if topic.startswith(self.prefix + "/") else []
+        now = datetime.now(UTC)
+        try:
+            body = json.loads(payload) if payload else None
+        except ValueError:
+            log.warning("not JSON on %s: ignored", topic)
+            return
+        try:
+            with self._sessions() as db, db.begin():
+                kind = parts[-1] if parts else ""
+                match parts:
+                    case ["stores", store, "doors", door, "events"]:
+                        named = (body.get("store"), body.get("door")) if isinstance(body, dict) else None
+                        if named != (store, door):
+                            raise BadMessage("the event names another door than its topic")
+                        record_event(db, body)
+                    case ["stores", store, "doors", door, "status"]:
+                        if body is not None:
+                            record_status(db, store, door, body, now)
+                    case ["stores", store, "seats"]:
+                        if body is not None:
+                            record_seats(db, store, body, now)
+                    case ["stores", store, "sessions", member]:
+                        kind = "sessions"
+                        record_session(db, store, member, body)
+                    case _:
+                        return
+        except BadMessage as exc:
+            log.warning("ignored a message on %s: %s", topic, exc)
+            return
+        self.stored[kind] += 1
