@@ -1,13 +1,17 @@
-"""`officepass`: the pass service's command line (this part: keys and the database)."""
+"""`officepass`: the pass service's command line (this part: keys, members, stores, the database)."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.orm import sessionmaker
+
+from controller.config import DEFAULT_PREFIX
 from officepass.keys import KeyProblem, KeyRing
 
 DEFAULT_KEYS = Path(os.environ.get("OFFICEPASS_KEYS", "/var/lib/officepass/keys"))
@@ -29,6 +33,68 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     for key in KeyRing(Path(args.keys)).public_keys():
         print(f'{key.kid} = "{key.public_b64}"{"   # active" if key.active else ""}')
+    return 0
+
+
+def _db(url: str) -> sessionmaker:  # type: ignore[type-arg]  # Session is the default class
+    from officepass.db import engine_for, migrate, sessions
+
+    migrate(url)
+    return sessions(engine_for(url))
+
+
+def cmd_member_add(args: argparse.Namespace) -> int:
+    from officepass.members import MemberProblem, add_member
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    try:
+        with _db(args.db).begin() as db:
+            add_member(db, args.member, args.name or args.member, password, role=args.role)
+    except MemberProblem as exc:
+        print(f"officepass member add: {exc}", file=sys.stderr)
+        return 2
+    print(f"member {args.member} added ({args.role})")
+    return 0
+
+
+def cmd_member_disable(args: argparse.Namespace) -> int:
+    from officepass.link import DoorLink
+    from officepass.members import MemberProblem, disable_member
+
+    host, _, port = args.broker.rpartition(":")
+    link = DoorLink(host or "127.0.0.1", int(port), args.prefix)
+    if not link.start():
+        print(f"officepass member disable: the broker {args.broker} does not answer; nothing changed",
+              file=sys.stderr)
+        return 1
+    try:
+        with _db(args.db).begin() as db:
+            revocation = disable_member(db, args.member)
+            # Published before the commit: if the broker refuses, the member stays enabled.
+            link.publish_revocation(KeyRing(Path(args.keys)).revocation(revocation.version,
+                                                                        revocation.members["ids"]))
+    except MemberProblem as exc:
+        print(f"officepass member disable: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"officepass member disable: {exc}; the member stays enabled", file=sys.stderr)
+        return 1
+    finally:
+        link.stop()
+    print(f"member {args.member} disabled; revocation list version {revocation.version} published")
+    return 0
+
+
+def cmd_store_add(args: argparse.Namespace) -> int:
+    from officepass.members import MemberProblem, add_store
+
+    try:
+        with _db(args.db).begin() as db:
+            add_store(db, args.store, args.name or args.store, args.door, areas=args.areas, rules=args.rules)
+    except MemberProblem as exc:
+        print(f"officepass store add: {exc}", file=sys.stderr)
+        return 2
+    print(f"store {args.store} added with doors {', '.join(args.door)}")
     return 0
 
 
@@ -56,6 +122,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("upgrade", help="create or migrate the schema")
     p.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL (SQLite file or PostgreSQL)")
     p.set_defaults(func=cmd_db_upgrade)
+
+    member = sub.add_parser("member", help="members").add_subparsers(dest="member_command", required=True)
+    p = member.add_parser("add", help="add a member (the password is asked for, or read from stdin)")
+    p.add_argument("member")
+    p.add_argument("--name")
+    p.add_argument("--role", choices=["member", "operator"], default="member")
+    p.add_argument("--password-stdin", action="store_true")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.set_defaults(func=cmd_member_add)
+    p = member.add_parser("disable", help="disable a member and publish the revocation list")
+    p.add_argument("member")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--keys", default=str(DEFAULT_KEYS))
+    p.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the doors' broker")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX)
+    p.set_defaults(func=cmd_member_disable)
+
+    store = sub.add_parser("store", help="stores").add_subparsers(dest="store_command", required=True)
+    p = store.add_parser("add", help="add a store and its doors")
+    p.add_argument("store")
+    p.add_argument("--name")
+    p.add_argument("--door", action="append", required=True, help="a door id (repeat for more)")
+    p.add_argument("--areas", default="", help="the usable areas, as the member page shows them")
+    p.add_argument("--rules", default="", help="the store's rules, as the member page shows them")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.set_defaults(func=cmd_store_add)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -90,3 +90,38 @@ class SeqRange(Base):
     epoch: Mapped[str] = mapped_column(String(32), primary_key=True)
     low: Mapped[int] = mapped_column(Integer)
     high: Mapped[int] = mapped_column(Integer)
+
+
+class Member(Base):
+    """A pass member (or an operator of the console)."""
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the code's `sub`
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id
+    role: Mapped[str] = mapped_column(String(16))  # member | operator
+    disabled: Mapped[bool]
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StoreRecord(Base):
+    """A store: its doors, and what the member page says of it (usable areas, rules)."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    doors: Mapped[dict[str, Any]]  # {"names": [...]}
+    areas: Mapped[str] = mapped_column(Text)
+    rules: Mapped[str] = mapped_column(Text)
+
+
+class Revocation(Base):
+    """Each revocation list published (contract §4): the version rises with every disable."""
+
+    __tablename__ = "revocations"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    members: Mapped[dict[str, Any]]  # {"ids": [...]}
+    published: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,84 @@
+"""The service's own MQTT link to the doors: an app button becomes a command, and the door's answer
+comes back to the service's response topic with the press's correlation data (contract §4, §8);
+a disable becomes the retained, signed revocation list.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+log = logging.getLogger("officepass.link")
+
+ANSWER_SECONDS = 5.0  # no answer by then: the page shows the unlock-trouble screen (contract §8)
+
+
+class DoorLink:
+    def __init__(self, host: str, port: int, prefix: str, instance: str | None = None) -> None:
+        self.prefix = prefix
+        self.instance = instance or uuid.uuid4().hex[:12]
+        # Unique to this service instance: answers to its presses come here and nowhere else.
+        self.reply_topic = f"{prefix}/service/{self.instance}/replies"
+        self._answers: dict[bytes, dict[str, Any]] = {}
+        self._cond = threading.Condition()
+        self._ready = threading.Event()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                                  client_id=f"officepass-link-{self.instance}", protocol=mqtt.MQTTv5)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_: self._ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect_async(host, port)
+
+    def start(self, timeout: float = 10.0) -> bool:
+        self.client.loop_start()
+        return self._ready.wait(timeout)
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        client.subscribe(self.reply_topic, qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        correlation = getattr(message.properties, "CorrelationData", None)
+        try:
+            answer = json.loads(message.payload)
+        except ValueError:
+            log.warning("a reply that is not JSON: ignored")
+            return
+        if not isinstance(correlation, bytes) or not isinstance(answer, dict):
+            return
+        with self._cond:
+            self._answers[correlation] = answer
+            self._cond.notify_all()
+
+    def send(
+        self, store: str, door: str, command: str, timeout: float = ANSWER_SECONDS
+    ) -> dict[str, Any] | None:
+        """Publish one command (QoS 1) and wait for the door's answer; None when none comes in time."""
+        correlation = uuid.uuid4().bytes
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho: untyped
+        props.ResponseTopic = self.reply_topic
+        props.CorrelationData = correlation
+        topic = f"{self.prefix}/stores/{store}/doors/{door}/cmd"
+        self.client.publish(topic, command, qos=1, properties=props)
+        with self._cond:
+            self._cond.wait_for(lambda: correlation in self._answers, timeout)
+            return self._answers.pop(correlation, None)
+
+    def publish_revocation(self, text: str, timeout: float = 10.0) -> None:
+        """The signed list, retained: doors connecting later get it too. Raises RuntimeError when the
+        broker did not acknowledge it in time."""
+        info = self.client.publish(f"{self.prefix}/revoked", text, qos=1, retain=True)
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise RuntimeError(f"the broker did not take the revocation list within {timeout:.0f} s")

@@ -1,0 +1,76 @@
+"""Members and stores: accounts with argon2 password hashes, disabling (which makes a newer
+revocation list), and the stores the member app lists."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from controller.codes import MEMBER_RE
+from officepass.models import Member, Revocation, StoreRecord
+
+ROLES = ("member", "operator")
+STORE_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_hasher = PasswordHasher()
+
+
+class MemberProblem(ValueError):
+    """Why a member or store cannot be made or changed."""
+
+
+def add_member(db: Session, member_id: str, name: str, password: str, role: str = "member") -> Member:
+    if not MEMBER_RE.fullmatch(member_id):
+        raise MemberProblem(f"member id {member_id!r} must be 1-64 characters of A-Za-z0-9._-")
+    if role not in ROLES:
+        raise MemberProblem(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise MemberProblem("the password must be at least 8 characters")
+    if db.get(Member, member_id) is not None:
+        raise MemberProblem(f"member {member_id!r} exists already")
+    member = Member(id=member_id, name=name, password_hash=_hasher.hash(password), role=role, disabled=False,
+                    created=datetime.now(UTC))
+    db.add(member)
+    return member
+
+
+def check_password(db: Session, member_id: str, password: str) -> Member | None:
+    """The member when the password is theirs and the account is enabled; else None."""
+    member = db.get(Member, member_id)
+    if member is None:
+        _hasher.hash(password)  # the same work as a known member: no timing hint of who exists
+        return None
+    try:
+        _hasher.verify(member.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return None if member.disabled else member
+
+
+def disable_member(db: Session, member_id: str) -> Revocation:
+    """Disable a member and record the revocation list that now holds every disabled member,
+    with a version above every earlier one (the caller publishes it)."""
+    member = db.get(Member, member_id)
+    if member is None:
+        raise MemberProblem(f"no member {member_id!r}")
+    member.disabled = True
+    db.flush()
+    ids = sorted(db.execute(select(Member.id).where(Member.disabled)).scalars())
+    newest = db.execute(select(func.max(Revocation.version))).scalar_one_or_none() or 0
+    revocation = Revocation(version=newest + 1, members={"ids": ids}, published=datetime.now(UTC))
+    db.add(revocation)
+    return revocation
+
+
+def add_store(
+    db: Session, store_id: str, name: str, doors: list[str], areas: str = "", rules: str = ""
+) -> None:
+    if not STORE_RE.fullmatch(store_id) or not all(STORE_RE.fullmatch(d) for d in doors) or not doors:
+        raise MemberProblem("store and door ids are 1-64 characters of A-Za-z0-9._-, and a store has a door")
+    if db.get(StoreRecord, store_id) is not None:
+        raise MemberProblem(f"store {store_id!r} exists already")
+    db.add(StoreRecord(id=store_id, name=name, doors={"names": doors}, areas=areas, rules=rules))

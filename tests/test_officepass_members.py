@@ -1,0 +1,114 @@
+"""Members, stores and the service's link to a real door (real mosquitto, `doorctl run --sim`):
+an app button's command and the door's answer, the unlock-trouble case (no answer), and a
+disable that the door applies as a signed revocation list."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.vocab import Act
+from hwsim.broker import Broker
+from officepass.db import engine_for, migrate, sessions
+from officepass.keys import KeyRing
+from officepass.link import DoorLink
+from officepass.members import MemberProblem, add_member, add_store, check_password, disable_member
+from officepass.models import Member
+from tests.helpers import config_doc, toml_text
+from tests.procs import BoardProcess, DoorProcess
+
+
+def test_accounts_argon2_and_disable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    migrate(url)
+    db = sessions(engine_for(url))
+    with db.begin() as s:
+        add_member(s, "m-1", "Aiko", "correct horse")
+        add_member(s, "op", "Operator", "operator pass", role="operator")
+        add_store(s, "shinjuku-3", "Shinjuku 3", ["main"], areas="1F lounge", rules="quiet after 20:00")
+    with db() as s:
+        member = s.get(Member, "m-1")
+        assert member is not None and member.password_hash.startswith("$argon2id$")
+        assert check_password(s, "m-1", "correct horse") is not None
+        assert check_password(s, "m-1", "wrong horse") is None and check_password(s, "nobody", "x") is None
+    for bad in (("bad id!", "x", "long enough"), ("m-2", "x", "short")):
+        with pytest.raises(MemberProblem), db.begin() as s:
+            add_member(s, *bad)
+    with db.begin() as s:
+        first = disable_member(s, "m-1")
+    with db.begin() as s:
+        add_member(s, "m-3", "Ben", "another pass")
+        second = disable_member(s, "m-3")
+    assert (first.version, first.members) == (1, {"ids": ["m-1"]})
+    assert (second.version, second.members) == (2, {"ids": ["m-1", "m-3"]}), "a newer list holds everyone"
+    with db() as s:
+        assert check_password(s, "m-1", "correct horse") is None, "a disabled member cannot log in"
+
+
+@pytest.fixture
+def door_and_link(tmp_path: Path) -> Iterator[tuple[KeyRing, DoorLink, BoardProcess, DoorProcess]]:
+    ring = KeyRing(tmp_path / "keys")
+    key = ring.new("svc1")
+    broker = Broker(tmp_path)
+    doc = config_doc(lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22"},
+                     mqtt={"host": "127.0.0.1", "port": broker.port, "tls": False})
+    doc["credentials"] = {"keys": {"svc1": key.public_b64}, "commands_need_synced_clock": False}
+    doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
+    config = tmp_path / "door.toml"
+    config.write_text(toml_text(doc))
+    board = BoardProcess(config, tmp_path / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    door.wait_line("connected to broker")
+    link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
+    assert link.start()
+    yield ring, link, board, door
+    link.stop()
+    door.stop()
+    board.close()
+    broker.stop()
+
+
+Fixture = tuple[KeyRing, DoorLink, BoardProcess, DoorProcess]
+
+
+def test_an_app_button_gets_the_doors_answer(door_and_link: Fixture) -> None:
+    ring, link, board, _door = door_and_link
+    answer = link.send("shinjuku-3", "main", ring.command("m-1", Act.CHECK_IN, "shinjuku-3"))
+    assert answer is not None and answer["ok"] is True and answer["result"] == "check_in"
+    assert board.relay(), "入店する unlocked the door"
+    again = link.send("shinjuku-3", "main", ring.command("m-2", Act.UNLOCK, "shinjuku-3"))
+    assert again is not None and again["reason"] == "not_checked_in"
+    started = time.monotonic()
+    silent = link.send("shinjuku-3", "no-such-door", ring.command("m-1", Act.UNLOCK, "shinjuku-3"), timeout=1)
+    assert silent is None and time.monotonic() - started >= 1, "no answer: the unlock-trouble screen"
+
+
+def test_a_disabled_member_is_revoked_at_the_door(door_and_link: Fixture) -> None:
+    ring, link, _board, door = door_and_link
+    link.publish_revocation(ring.revocation(1, ["m-9"]))
+    door.wait_line("revocation list version 1 applied", 15)
+    answer = link.send("shinjuku-3", "main", ring.command("m-9", Act.CHECK_IN, "shinjuku-3"))
+    assert answer is not None and answer["reason"] == "revoked"
+
+
+def test_the_cli_adds_and_disables_and_the_door_hears(door_and_link: Fixture, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ring, link, _board, door = door_and_link
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    run = [sys.executable, "-m", "officepass.cli"]
+    added = subprocess.run([*run, "member", "add", "m-5", "--password-stdin", "--db", db],
+                           input="a long password\n", capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    store = subprocess.run([*run, "store", "add", "shinjuku-3", "--door", "main", "--db", db],
+                           capture_output=True, text=True)
+    assert store.returncode == 0, store.stderr
+    broker = f"127.0.0.1:{link.client.port}"  # the door's broker
+    off = subprocess.run([*run, "member", "disable", "m-5", "--db", db, "--keys", str(ring.directory),
+                          "--broker", broker], capture_output=True, text=True)
+    assert off.returncode == 0 and "version 1 published" in off.stdout, off.stderr
+    door.wait_line("revocation list version 1 applied: 1 members", 15)
