@@ -98,6 +98,40 @@ def cmd_store_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from officepass.consumer import FleetConsumer
+    from officepass.link import DoorLink
+    from officepass.settings import SettingsError, load_settings
+    from officepass.web.app import create_app
+
+    try:
+        settings = load_settings(Path(args.config))
+    except SettingsError as exc:
+        print(f"officepass serve: {args.config} has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    db = _db(settings.database)
+    consumer = FleetConsumer(db, settings.mqtt_host, settings.mqtt_port, settings.topic_prefix,
+                             f"officepass-fleet-{os.getpid()}")
+    link = DoorLink(settings.mqtt_host, settings.mqtt_port, settings.topic_prefix)
+    consumer.start()
+    link.start()
+    app = create_app(db, KeyRing(settings.keys), link, settings.secret(),
+                     secure_cookie=settings.base_url.startswith("https://"))
+    host, _, port = settings.listen.rpartition(":")
+    print(f"officepass: member app and console on http://{settings.listen}/ "
+          f"(QR URLs under {settings.base_url})", flush=True)
+    try:
+        uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
+    finally:
+        link.stop()
+        consumer.stop()
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from officepass.db import migrate
 
@@ -122,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("upgrade", help="create or migrate the schema")
     p.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL (SQLite file or PostgreSQL)")
     p.set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("serve", help="the member app, the console and the fleet consumer")
+    p.add_argument("--config", required=True, help="the service's TOML file")
+    p.set_defaults(func=cmd_serve)
 
     member = sub.add_parser("member", help="members").add_subparsers(dest="member_command", required=True)
     p = member.add_parser("add", help="add a member (the password is asked for, or read from stdin)")

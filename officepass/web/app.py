@@ -1,0 +1,32 @@
+"""The FastAPI application: routers by resource, the session cookie, templates."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.sessions import SessionMiddleware
+
+from officepass.keys import KeyRing
+from officepass.link import DoorLink
+from officepass.web import auth, console, doors, stores
+from officepass.web.guard import LoginLimit, LoginRequired
+
+
+def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, secret: str, *,
+               secure_cookie: bool) -> FastAPI:
+    app = FastAPI(title="officepass", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sessions, app.state.keys, app.state.link = sessions, keys, link
+    app.state.login_limit = LoginLimit()
+    # A signed cookie (itsdangerous) holding the member id and the CSRF token: httponly always,
+    # secure when the service runs on https, SameSite=Lax against cross-site posts.
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="officepass",
+                       https_only=secure_cookie, same_site="lax", max_age=12 * 3600)
+    for router in (auth.router, stores.router, doors.router, console.router):
+        app.include_router(router)
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    return app

@@ -1,0 +1,44 @@
+"""What the member reads: the store guide's words (Japanese first, English beside), spelled once."""
+
+from __future__ import annotations
+
+from controller.vocab import Act, Deny
+
+BUTTONS: dict[Act, tuple[str, str]] = {
+    Act.CHECK_IN: ("入店する", "Check in"),
+    Act.UNLOCK: ("開錠する", "Unlock"),
+    Act.CHECKOUT_BEGIN: ("チェックアウト手続きに進む", "Start checkout"),
+    Act.CHECKOUT: ("チェックアウトする", "Check out"),
+}
+
+DONE: dict[Act, tuple[str, str]] = {
+    Act.CHECK_IN: ("入店しました。ドアが開きます。", "Checked in: the door opens."),
+    Act.UNLOCK: ("開錠しました。", "The door is unlocked."),
+    Act.CHECKOUT_BEGIN: ("ドアで「開錠する」を押して外に出てから、「チェックアウトする」を押してください。",
+                         "Press Unlock at the door, go out, then press Check out."),
+    Act.CHECKOUT: ("チェックアウトしました。以後、このドアは開きません。",
+                   "Checked out. The door no longer opens for you."),
+}
+
+REFUSED: dict[str, tuple[str, str]] = {
+    Deny.FULL: ("満席です（×）。他の店舗をご利用ください。",
+                "The store is full (×): please use another store."),
+    Deny.NOT_CHECKED_IN: ("チェックアウト後、または入店前は開錠できません。",
+                          "You are not checked in here (or you checked out): the door does not open."),
+    Deny.EXPIRED: ("時間切れです。もう一度押してください。", "That took too long: press again."),
+    Deny.REVOKED: ("このアカウントは利用できません。事務局へお問い合わせください。",
+                   "This account is disabled: contact the office."),
+    Deny.BUSY: ("混み合っています。もう一度押してください。", "The door is busy: press again."),
+}
+REFUSED_OTHER = ("ご利用いただけませんでした。もう一度お試しください。",
+                 "That did not work: please try again.")
+
+# The guide's unlock-trouble screen: the door did not answer, or its lock did not move.
+TROUBLE = {
+    "title": ("ドアが開かない場合", "If the door does not open"),
+    "entering": ("入店時：他の店舗をご利用いただき、事務局へメールでご連絡ください。",
+                 "Entering: please use another store and mail the office."),
+    "leaving": ("退店時：サポートへお電話ください。", "Leaving: please call support."),
+}
+
+VACANCY = {"○": ("空きあり", "seats free"), "△": ("残りわずか", "one seat left"), "×": ("満席", "full")}
