@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# postgresql: the pass service's tests start a throwaway cluster of their own (never the machine's).
-APT_PACKAGES=(libzbar0 mosquitto python3-venv postgresql)
+# postgresql: the pass service's tests start a throwaway cluster of their own (never the machine's);
+# chromium: its browser tests (Playwright drives Debian's build).
+APT_PACKAGES=(libzbar0 mosquitto python3-venv postgresql chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -28,8 +28,8 @@ STORE, DOOR = "shinjuku-3", "main"
 
 
 class Site:
-    def __init__(self, client: TestClient, board: BoardProcess, db: object) -> None:
-        self.client, self.board, self.db = client, board, db
+    def __init__(self, client: TestClient, board: BoardProcess, db: object, app: object) -> None:
+        self.client, self.board, self.db, self.app = client, board, db, app
 
     def csrf(self, path: str) -> str:
         found = re.search(r'name="csrf" value="([^"]+)"', self.client.get(path).text)
@@ -57,6 +57,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     db = sessions(engine_for(url))
     with db.begin() as s:
         add_member(s, "m-1", "Aiko", "correct horse")
+        add_member(s, "m-2", "Ben", "second horse")
+        add_member(s, "m-3", "Chika", "third horse")
         add_member(s, "op", "Operator", "operator pass", role="operator")
         add_store(s, STORE, "Shinjuku 3", [DOOR, "back"], areas="1F lounge", rules="Quiet after 20:00")
     doc = config_doc(door={"store": STORE, "name": DOOR, "seats": 2},
@@ -75,7 +77,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     assert link.start()
     app = create_app(db, ring, link, "test-secret-" + "x" * 32, secure_cookie=False)
     with TestClient(app) as client:
-        yield Site(client, board, db)
+        yield Site(client, board, db, app)
     link.stop()
     consumer.stop()
     door.stop()
