@@ -38,7 +38,7 @@ def served(site: Site) -> Iterator[tuple[Site, str]]:  # noqa: F811
 
 
 def test_the_member_guide_in_a_browser(served: tuple[Site, str]) -> None:
-    site, base = served
+    door_site, base = served
     SHOTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -63,7 +63,7 @@ def test_the_member_guide_in_a_browser(served: tuple[Site, str]) -> None:
         shot(ben, "02-vacancy-before")
         aiko.click("button[data-act=check_in]")  # 入店する
         assert "入店しました" in aiko.inner_text("[role=status]")
-        assert wait_for(site.board.relay, 5), "the simulated door unlocked"
+        assert wait_for(door_site.board.relay, 5), "the simulated door unlocked"
         shot(aiko, "03-checked-in")
 
         def vacancy(symbol: str) -> bool:
