@@ -101,14 +101,15 @@ def cmd_store_add(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from controller.config import ConfigError
     from officepass.consumer import FleetConsumer
     from officepass.link import DoorLink
-    from officepass.settings import SettingsError, load_settings
+    from officepass.settings import load_settings
     from officepass.web.app import create_app
 
     try:
         settings = load_settings(Path(args.config))
-    except SettingsError as exc:
+    except ConfigError as exc:
         print(f"officepass serve: {args.config} has problems:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.config import DEFAULT_PREFIX
+from controller.config import DEFAULT_PREFIX, ConfigError
 
 SPEC: dict[str, dict[str, tuple[type, Any]]] = {
     "service": {"listen": (str, "127.0.0.1:8080"), "base_url": (str, None),
@@ -31,12 +31,6 @@ SPEC: dict[str, dict[str, tuple[type, Any]]] = {
                 "secret_file": (str, "/var/lib/officepass/session.key")},
     "mqtt": {"host": (str, None), "port": (int, 1883), "topic_prefix": (str, DEFAULT_PREFIX)},
 }
-
-
-class SettingsError(ValueError):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,7 @@ def load_settings(path: Path) -> Settings:
     try:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError([f"{path}: {exc}"]) from None
+        raise ConfigError([f"{path}: {exc}"]) from None
     problems = [f"{name}: unknown section" for name in doc if name not in SPEC]
     values: dict[str, Any] = {}
     for section, fields in SPEC.items():
@@ -82,7 +76,7 @@ def load_settings(path: Path) -> Settings:
             else:
                 values[f"{section}.{key}"] = value
     if problems:
-        raise SettingsError(problems)
+        raise ConfigError(problems)
     return Settings(values["service.listen"], values["service.base_url"], values["service.database"],
                     Path(values["service.keys"]), Path(values["service.secret_file"]), values["mqtt.host"],
                     values["mqtt.port"], values["mqtt.topic_prefix"])

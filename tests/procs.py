@@ -138,6 +138,24 @@ def running_door(config: Path, socket_path: Path) -> Iterator[tuple[BoardProcess
         board.close()
 
 
+def door_trusting_service(tmp_path: Path, broker_port: int, kid: str, public_b64: str,
+                          **sections: Any) -> tuple[BoardProcess, DoorProcess]:
+    """A board and a `doorctl run --sim` that trust the pass service's key and take its commands
+    (no NTP on test machines), connected to the broker. The caller stops both."""
+    from tests.helpers import config_doc, toml_text
+
+    lock = sections.pop("lock", {"relay_pin": "GPIO17", "exit_button_pin": "GPIO22"})
+    doc = config_doc(lock=lock, mqtt={"host": "127.0.0.1", "port": broker_port, "tls": False}, **sections)
+    doc["credentials"] = {"keys": {kid: public_b64}, "commands_need_synced_clock": False}
+    doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
+    config = tmp_path / "door.toml"
+    config.write_text(toml_text(doc))
+    board = BoardProcess(config, tmp_path / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    door.wait_line("connected to broker")
+    return board, door
+
+
 class FakeSystemd:
     """systemd's end of sd_notify plus its watchdog: kills the service when the pings stop,
     then runs the unit's ExecStopPost (`doorctl relay-off`)."""

@@ -17,8 +17,7 @@ from officepass.keys import KeyRing
 from officepass.link import DoorLink
 from officepass.members import MemberProblem, add_member, add_store, check_password, disable_member
 from officepass.models import Member
-from tests.helpers import config_doc, toml_text
-from tests.procs import BoardProcess, DoorProcess
+from tests.procs import BoardProcess, DoorProcess, door_trusting_service
 
 
 def test_accounts_argon2_and_disable(tmp_path: Path) -> None:
@@ -53,15 +52,7 @@ def door_and_link(tmp_path: Path) -> Iterator[tuple[KeyRing, DoorLink, BoardProc
     ring = KeyRing(tmp_path / "keys")
     key = ring.new("svc1")
     broker = Broker(tmp_path)
-    doc = config_doc(lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22"},
-                     mqtt={"host": "127.0.0.1", "port": broker.port, "tls": False})
-    doc["credentials"] = {"keys": {"svc1": key.public_b64}, "commands_need_synced_clock": False}
-    doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
-    config = tmp_path / "door.toml"
-    config.write_text(toml_text(doc))
-    board = BoardProcess(config, tmp_path / "sim.sock")
-    door = DoorProcess(config, board.socket_path)
-    door.wait_line("connected to broker")
+    board, door = door_trusting_service(tmp_path, broker.port, key.kid, key.public_b64)
     link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
     assert link.start()
     yield ring, link, board, door

@@ -20,8 +20,7 @@ from officepass.link import DoorLink
 from officepass.members import add_member, add_store
 from officepass.models import LiveSession
 from officepass.web.app import create_app
-from tests.helpers import config_doc, toml_text
-from tests.procs import BoardProcess, DoorProcess
+from tests.procs import BoardProcess, door_trusting_service
 from tests.rig import wait_for
 
 STORE, DOOR = "shinjuku-3", "main"
@@ -61,16 +60,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
         add_member(s, "m-3", "Chika", "third horse")
         add_member(s, "op", "Operator", "operator pass", role="operator")
         add_store(s, STORE, "Shinjuku 3", [DOOR, "back"], areas="1F lounge", rules="Quiet after 20:00")
-    doc = config_doc(door={"store": STORE, "name": DOOR, "seats": 2},
-                     lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "unlock_seconds": 1},
-                     mqtt={"host": "127.0.0.1", "port": broker.port, "tls": False})
-    doc["credentials"] = {"keys": {"svc1": key.public_b64}, "commands_need_synced_clock": False}
-    doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
-    config = tmp_path / "door.toml"
-    config.write_text(toml_text(doc))
-    board = BoardProcess(config, tmp_path / "sim.sock")
-    door = DoorProcess(config, board.socket_path)
-    door.wait_line("connected to broker")
+    board, door = door_trusting_service(
+        tmp_path, broker.port, key.kid, key.public_b64, door={"store": STORE, "name": DOOR, "seats": 2},
+        lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "unlock_seconds": 1})
     consumer = FleetConsumer(db, "127.0.0.1", broker.port, "officepass/v1", "officepass-web-test")
     consumer.start()
     link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
