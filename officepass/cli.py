@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,8 +116,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 2
     db = _db(settings.database)
+    # One stable client id per service host and listen address: a restarted service resumes its
+    # broker session and gets what was published while it was away.
     consumer = FleetConsumer(db, settings.mqtt_host, settings.mqtt_port, settings.topic_prefix,
-                             f"officepass-fleet-{os.getpid()}")
+                             f"officepass-fleet-{socket.gethostname()}-{settings.listen}")
     link = DoorLink(settings.mqtt_host, settings.mqtt_port, settings.topic_prefix)
     consumer.start()
     link.start()

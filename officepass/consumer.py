@@ -20,6 +20,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from sqlalchemy.orm import Session
 
 from officepass.fleet import BadMessage, record_event, record_seats, record_session, record_status
@@ -27,6 +29,9 @@ from officepass.fleet import BadMessage, record_event, record_seats, record_sess
 log = logging.getLogger("officepass.consumer")
 
 SHARE_GROUP = "officepass"
+# The broker keeps this consumer's subscriptions and queues its QoS 1 messages while it is away (a
+# restart of the service or of the broker): events published meanwhile still arrive.
+SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 
 
 class FleetConsumer:
@@ -45,7 +50,10 @@ class FleetConsumer:
 
     def start(self) -> None:
         self._worker.start()
-        self.client.connect_async(self._host, self._port)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
+        props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        self.client.reconnect_delay_set(1, 10)
+        self.client.connect_async(self._host, self._port, clean_start=False, properties=props)
         self.client.loop_start()
 
     def stop(self) -> None:
