@@ -32,6 +32,7 @@ SHARE_GROUP = "officepass"
 # The broker keeps this consumer's subscriptions and queues its QoS 1 messages while it is away (a
 # restart of the service or of the broker): events published meanwhile still arrive.
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+RECEIVE_MAXIMUM = 200
 
 
 class FleetConsumer:
@@ -40,11 +41,13 @@ class FleetConsumer:
         self._sessions = sessions
         self.prefix = prefix
         self.stored: Counter[str] = Counter()  # messages written, by kind (events, status, ...)
-        self._queue: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue(maxsize=10_000)
+        # Bounded by the broker: at most RECEIVE_MAXIMUM unacknowledged messages are ever queued.
+        self._queue: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.manual_ack_set(True)
         self._host, self._port = host, port
         self._worker = threading.Thread(target=self._work, name="fleet-writer", daemon=True)
 
@@ -52,6 +55,7 @@ class FleetConsumer:
         self._worker.start()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
         props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         self.client.reconnect_delay_set(1, 10)
         self.client.connect_async(self._host, self._port, clean_start=False, properties=props)
         self.client.loop_start()
@@ -77,10 +81,7 @@ class FleetConsumer:
                           (f"{base}/seats", 1), (f"{base}/sessions/+", 1)])
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        try:
-            self._queue.put(message, timeout=5)
-        except queue.Full:
-            log.error("writer behind by %d messages: dropped one on %s", self._queue.qsize(), message.topic)
+        self._queue.put(message)
 
     def _work(self) -> None:
         while True:
@@ -89,7 +90,9 @@ class FleetConsumer:
                 if message is None:
                     return
                 self._write(message.topic, bytes(message.payload))
+                self.client.ack(message.mid, message.qos)  # written: the broker may forget it
             except Exception:
+                # Not acknowledged: the broker sends it again when this consumer reconnects.
                 log.exception("message on %s not stored", getattr(message, "topic", "?"))
             finally:
                 self._queue.task_done()

@@ -1,0 +1,155 @@
+"""The pass service: event ingest rate, press-to-answer latency, page weight.
+
+Issue 12's figures: events ingested per second into SQLite and into PostgreSQL from a local
+broker (10 doors x 10,000 events); the time from an app button press to the page showing the
+door's answer (p50/p99 over 200 presses, through the service's HTTP stack, a real broker and a
+real `doorctl run --sim`); the bytes and requests of the member screens.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
+
+from bench.procs import percentile
+from hwsim.broker import Broker
+from officepass.consumer import FleetConsumer
+from officepass.db import engine_for, migrate, sessions
+from officepass.models import EventRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+DOORS, PER_DOOR = 10, 10_000
+
+
+def _events(door: int) -> list[bytes]:
+    import json
+
+    return [json.dumps({"id": str(uuid.uuid4()), "seq": seq, "epoch": "bench",
+                        "ts": "2027-01-15T08:00:00.000Z", "store": f"s{door}", "door": "main",
+                        "type": "unlock", "member": None, "source": "button", "reason": None}).encode()
+            for seq in range(1, PER_DOOR + 1)]
+
+
+def ingest(url: str, label: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp))
+        migrate(url)
+        db = sessions(engine_for(url))
+        consumer = FleetConsumer(db, "127.0.0.1", broker.port, "officepass/v1",
+                                 f"bench-{uuid.uuid4().hex[:6]}")
+        consumer.start()
+        time.sleep(1)
+        publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        publisher.max_inflight_messages_set(1000)
+        publisher.max_queued_messages_set(0)
+        publisher.connect("127.0.0.1", broker.port)
+        publisher.loop_start()
+        batches = [_events(d) for d in range(DOORS)]
+        started = time.monotonic()
+        last = None
+        for seq in range(PER_DOOR):  # the doors interleaved, as a fleet publishes
+            for door in range(DOORS):
+                topic = f"officepass/v1/stores/s{door}/doors/main/events"
+                last = publisher.publish(topic, batches[door][seq], qos=1)
+        if last is not None:
+            last.wait_for_publish(300)
+
+        def stored() -> int:
+            with db() as s:
+                return int(s.execute(select(func.count()).select_from(EventRecord)).scalar_one())
+
+        total = DOORS * PER_DOOR
+        while stored() < total and time.monotonic() - started < 900:
+            time.sleep(0.5)
+        took = time.monotonic() - started
+        print(f"{'events ingested, ' + label:<44}{stored() / took:>8,.0f} /s   ({stored():,} of {total:,} "
+              f"in {took:.1f} s)")
+        publisher.loop_stop()
+        consumer.stop()
+        broker.stop()
+
+
+def press_latency(presses: int = 200) -> None:
+    from fastapi.testclient import TestClient
+
+    from officepass.keys import KeyRing
+    from officepass.link import DoorLink
+    from officepass.members import add_member, add_store
+    from officepass.web.app import create_app
+    from tests.procs import door_trusting_service
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        broker = Broker(tmp)
+        ring = KeyRing(tmp / "keys")
+        key = ring.new("bench")
+        url = f"sqlite:///{tmp / 'o.db'}"
+        migrate(url)
+        db = sessions(engine_for(url))
+        with db.begin() as s:
+            add_member(s, "m-1", "Bench", "bench password")
+            add_store(s, "shinjuku-3", "Bench store", ["main"])
+        board, door = door_trusting_service(tmp, broker.port, key.kid, key.public_b64,
+                                            lock={"relay_pin": "GPIO17", "unlock_seconds": 0.2})
+        link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
+        link.start()
+        app = create_app(db, ring, link, "bench-secret-" + "x" * 32, secure_cookie=False)
+        try:
+            with TestClient(app) as client:
+                def token(path: str) -> str:
+                    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+                    return found.group(1) if found else ""
+
+                login = {"member": "m-1", "password": "bench password", "csrf": token("/login")}
+                client.post("/login", data=login)
+                form = token("/s/shinjuku-3/main")
+                acts = ["check_in"] + ["unlock"] * (presses - 1)
+                samples: list[float] = []
+                for act in acts:
+                    started = time.perf_counter()
+                    response = client.post("/s/shinjuku-3/main/act", data={"act": act, "csrf": form})
+                    samples.append((time.perf_counter() - started) * 1000)
+                    if response.status_code != 200:
+                        raise SystemExit(f"press {act} answered {response.status_code}")
+                label = "app button to the door answer on the page"
+                p50, p99 = statistics.median(samples), percentile(samples, 99)
+                print(f"{label:<44}p50 {p50:.1f}  p99 {p99:.1f} ms  (n={presses}, HTTP + broker + door)")
+                weigh(client.get)
+        finally:
+            link.stop()
+            door.stop()
+            board.close()
+            broker.stop()
+
+
+def weigh(get: Callable[[str], object]) -> None:
+    """Bytes and requests of the member screens (server-rendered, no scripts, styles inline)."""
+    for path in ("/login", "/", "/s/shinjuku-3/main", "/code"):
+        body = get(path).content  # type: ignore[attr-defined]
+        assets = len(re.findall(rb'<(?:script|link|img)[^>]+(?:src|href)=', body))
+        print(f"{'page weight ' + path:<44}{len(body):>8,} bytes, {1 + assets} request(s)")
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))  # tests.procs: the door the benchmarks press against
+    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
+        ingest(f"sqlite:///{Path(tmp) / 'ingest.db'}", "SQLite file")
+    from tests.pg import postgres_cluster
+
+    with postgres_cluster() as url:
+        ingest(url, "PostgreSQL")
+    press_latency()
+
+
+if __name__ == "__main__":
+    main()
