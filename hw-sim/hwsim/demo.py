@@ -259,6 +259,7 @@ class Demo:
             print(f"member app: {self.service_url}/s/{self.store}/{self.door_name} (log in as demo / "
                   f"{MEMBERS['demo']}); console: {self.service_url}/console ({OPERATOR[0]} / {OPERATOR[1]})",
                   flush=True)
+        result = 1  # interrupted before the day's end: not a demo that showed everything
         try:
             self.day()
             result = self.summary()
