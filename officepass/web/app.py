@@ -9,7 +9,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
-from officepass.web import auth, console, doors, stores
+from officepass.web import auth, console, doors, live, stores
 from officepass.web.guard import LoginLimit, LoginRequired
 
 
@@ -22,7 +22,7 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     # secure when the service runs on https, SameSite=Lax against cross-site posts.
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="officepass",
                        https_only=secure_cookie, same_site="lax", max_age=12 * 3600)
-    for router in (auth.router, stores.router, doors.router, console.router):
+    for router in (auth.router, stores.router, doors.router, console.router, live.router):
         app.include_router(router)
 
     @app.exception_handler(LoginRequired)
