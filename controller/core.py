@@ -223,9 +223,8 @@ class DoorCore:
             except JournalError as exc:
                 # Nothing was written, so nothing of this decision may happen: degrade, decide again.
                 log.error("journal refused a decision, the door is degraded: %s", exc)
-                self._apply(next_state(self.state, JournalHealth(False, str(exc)), now, self.policy))
+                self._degrade(str(exc), now)
                 return self._step(inp, code=code, reader=reader)
-        self.state = step.state
         self._apply(step)
         if journal is not None and not journal.gates:
             written = self._commit_after(step.state, journal.events, now, used)
@@ -233,7 +232,7 @@ class DoorCore:
         return decision, written
 
     def _apply(self, step: Step) -> None:
-        """The relay effects of a step (and its state, for steps that only degrade)."""
+        """Adopt a step's state and apply its relay effects."""
         self.state = step.state
         for effect in step.effects:
             match effect:
@@ -308,12 +307,16 @@ class DoorCore:
                 self._keep(ev)
             if self.state.journal_ok:
                 log.error("journal write failed, the door is degraded: %s", exc)
-                degraded = next_state(self.state, JournalHealth(False, str(exc)), now, self.policy)
-                self._apply(degraded)
-                self._announce(degraded, [])
+                self._degrade(str(exc), now)
             return []
         self._unjournaled.clear()
         return written
+
+    def _degrade(self, reason: str, now: Now) -> None:
+        """Enter the degraded state (journal_error) and tell whoever shows the status."""
+        degraded = next_state(self.state, JournalHealth(False, reason), now, self.policy)
+        self._apply(degraded)
+        self._announce(degraded, [])
 
     def _keep(self, ev: Event) -> None:
         if len(self._unjournaled) >= MAX_UNJOURNALED:
@@ -334,10 +337,7 @@ class DoorCore:
                 log.warning("journal file was deleted under the door; written back from the open copy")
             elif self.state.journal_ok:
                 log.error("%s", exc)
-                now = self.now()
-                degraded = next_state(self.state, JournalHealth(False, str(exc)), now, self.policy)
-                self._apply(degraded)
-                self._announce(degraded, [])
+                self._degrade(str(exc), self.now())
                 return
         if self.state.journal_ok:
             return
