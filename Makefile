@@ -1,5 +1,5 @@
 # The two commands the README opens with: `make demo` and `make test`.
-.PHONY: setup demo test lint typecheck bench lock pi-check pi-check-arm64 clean
+.PHONY: vendor-js setup demo test lint typecheck bench lock pi-check pi-check-arm64 clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -27,6 +27,10 @@ bench: setup
 # Refresh the hashed dependency locks (requirements/) from pyproject.toml.
 lock: setup
 	scripts/lock.sh
+
+# Re-vendor the member page's QR decoder from npm (the result is committed; needs npm).
+vendor-js:
+	scripts/vendor-js.sh
 
 # The install script and the unit, booted under systemd in a Debian bookworm container (root).
 pi-check:

@@ -60,7 +60,7 @@ def cmd_member_add(args: argparse.Namespace) -> int:
 
 def cmd_member_disable(args: argparse.Namespace) -> int:
     from officepass.link import DoorLink
-    from officepass.members import MemberProblem, disable_member
+    from officepass.members import MemberProblem, disable_and_publish
 
     host, _, port = args.broker.rpartition(":")
     link = DoorLink(host or "127.0.0.1", int(port), args.prefix)
@@ -69,11 +69,10 @@ def cmd_member_disable(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     try:
+        ring = KeyRing(Path(args.keys))
         with _db(args.db).begin() as db:
-            revocation = disable_member(db, args.member)
-            # Published before the commit: if the broker refuses, the member stays enabled.
-            link.publish_revocation(KeyRing(Path(args.keys)).revocation(revocation.version,
-                                                                        revocation.members["ids"]))
+            revocation = disable_and_publish(
+                db, args.member, lambda version, ids: link.publish_revocation(ring.revocation(version, ids)))
     except MemberProblem as exc:
         print(f"officepass member disable: {exc}", file=sys.stderr)
         return 2
@@ -105,7 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from controller.config import ConfigError
     from officepass.consumer import FleetConsumer
     from officepass.link import DoorLink
+    from officepass.mail import SupportMail
     from officepass.settings import load_settings
+    from officepass.watch import OfflineWatch
     from officepass.web.app import create_app
 
     try:
@@ -116,12 +117,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 2
     db = _db(settings.database)
+    mail = None
+    if settings.support is not None:
+        s = settings.support
+        mail = SupportMail(db, s.smtp_host, s.smtp_port, s.sender, s.email, settings.base_url)
+    on_alarm = mail.nudge if mail is not None else lambda: None
     # One stable client id per service host and listen address: a restarted service resumes its
     # broker session and gets what was published while it was away.
     consumer = FleetConsumer(db, settings.mqtt_host, settings.mqtt_port, settings.topic_prefix,
-                             f"officepass-fleet-{socket.gethostname()}-{settings.listen}")
+                             f"officepass-fleet-{socket.gethostname()}-{settings.listen}", on_alarm=on_alarm)
+    watch = OfflineWatch(db, settings.offline_alarm_seconds, on_alarm)
     link = DoorLink(settings.mqtt_host, settings.mqtt_port, settings.topic_prefix)
-    consumer.start()
+    for part in (mail, consumer, watch):
+        if part is not None:
+            part.start()
     link.start()
     app = create_app(db, KeyRing(settings.keys), link, settings.secret(),
                      secure_cookie=settings.base_url.startswith("https://"))
@@ -132,7 +141,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:
         link.stop()
-        consumer.stop()
+        for part in (watch, consumer, mail):
+            if part is not None:
+                part.stop()
     return 0
 
 

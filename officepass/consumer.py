@@ -24,7 +24,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy.orm import Session
 
+from officepass.alarms import MAILED, OFFLINE, RELAY_WATCHDOG, clear_alarm, raise_alarm, sync_status
 from officepass.fleet import BadMessage, record_event, record_seats, record_session, record_status
+from officepass.models import AlarmRecord
 
 log = logging.getLogger("officepass.consumer")
 
@@ -37,8 +39,9 @@ RECEIVE_MAXIMUM = 200
 
 class FleetConsumer:
     def __init__(self, sessions: Callable[[], Session], host: str, port: int, prefix: str,
-                 client_id: str) -> None:
+                 client_id: str, on_alarm: Callable[[], None] = lambda: None) -> None:
         self._sessions = sessions
+        self._on_alarm = on_alarm  # an alarm support must hear of was raised (the mailer wakes)
         self.prefix = prefix
         self.stored: Counter[str] = Counter()  # messages written, by kind (events, status, ...)
         # Bounded by the broker: at most RECEIVE_MAXIMUM unacknowledged messages are ever queued.
@@ -105,18 +108,25 @@ class FleetConsumer:
         except ValueError:
             log.warning("not JSON on %s: ignored", topic)
             return
+        raised: list[AlarmRecord | None] = []
         try:
             with self._sessions() as db, db.begin():
                 kind = parts[-1] if parts else ""
                 match parts:
                     case ["stores", store, "doors", door, "events"]:
                         named = (body.get("store"), body.get("door")) if isinstance(body, dict) else None
-                        if named != (store, door):
+                        if not isinstance(body, dict) or named != (store, door):
                             raise BadMessage("the event names another door than its topic")
-                        record_event(db, body)
+                        if record_event(db, body) and body["type"] == RELAY_WATCHDOG:
+                            raised += [raise_alarm(db, store, door, RELAY_WATCHDOG, now, instant=True)]
                     case ["stores", store, "doors", door, "status"]:
                         if body is not None:
                             record_status(db, store, door, body, now)
+                            if body.get("online") is True:
+                                clear_alarm(db, store, door, OFFLINE, now)
+                                alarms = body.get("alarms")
+                                listed = alarms if isinstance(alarms, list) else []
+                                raised += sync_status(db, store, door, listed, now)
                     case ["stores", store, "seats"]:
                         if body is not None:
                             record_seats(db, store, body, now)
@@ -129,3 +139,5 @@ class FleetConsumer:
             log.warning("ignored a message on %s: %s", topic, exc)
             return
         self.stored[kind] += 1
+        if any(r is not None and r.kind in MAILED for r in raised):
+            self._on_alarm()

@@ -4,6 +4,7 @@ revocation list), and the stores the member app lists."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -63,6 +64,14 @@ def disable_member(db: Session, member_id: str) -> Revocation:
     newest = db.execute(select(func.max(Revocation.version))).scalar_one_or_none() or 0
     revocation = Revocation(version=newest + 1, members={"ids": ids}, published=datetime.now(UTC))
     db.add(revocation)
+    return revocation
+
+
+def disable_and_publish(db: Session, member_id: str, publish: Callable[[int, list[str]], None]) -> Revocation:
+    """Disable a member and publish the new list with `publish(version, ids)` before the caller
+    commits: if publishing raises, the transaction rolls back and the member stays enabled."""
+    revocation = disable_member(db, member_id)
+    publish(revocation.version, list(revocation.members["ids"]))
     return revocation
 
 

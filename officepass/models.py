@@ -125,3 +125,36 @@ class Revocation(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     members: Mapped[dict[str, Any]]  # {"ids": [...]}
     published: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlarmRecord(Base):
+    """An alarm of a door, from its raising to its acknowledgement. It stays on the console until an
+    operator acknowledges it, even after the door cleared it: someone should know it happened."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("alarms_open", "store", "door", "kind", "cleared"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(String(64))
+    door: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # a door alarm, relay_watchdog, or offline
+    raised: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cleared: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acked_by: Mapped[str | None] = mapped_column(String(64))
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    mailed: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # support was told
+
+
+class ManualCheckout(Base):
+    """An operator's checkout of a member: who did it, why, and what the door answered."""
+
+    __tablename__ = "manual_checkouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(String(64))
+    door: Mapped[str] = mapped_column(String(64))
+    member: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    answer: Mapped[dict[str, Any]]  # the door's answer, or {"ok": false, "reason": "no_answer"}

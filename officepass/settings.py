@@ -6,6 +6,13 @@ base_url = "https://pass.example"                # required: what the QR by the 
 database = "sqlite:////var/lib/officepass/officepass.db"   # [that] or a postgresql+psycopg:// URL
 keys = "/var/lib/officepass/keys"                # [that]: the signing keys (0600 files)
 secret_file = "/var/lib/officepass/session.key"  # [that]: made on first start, mode 0600
+offline_alarm_seconds = 300                      # [300]: a door offline this long is an alarm
+
+[support]                                        # optional: without it no alarm is mailed
+email = "support@pass.example"                   # required in the section: who hears of alarms
+smtp_host = "127.0.0.1"                          # [127.0.0.1]
+smtp_port = 25                                   # [25]
+sender = "officepass@localhost"                  # [officepass@localhost]
 
 [mqtt]
 host = "127.0.0.1"                               # required
@@ -28,9 +35,23 @@ SPEC: dict[str, dict[str, tuple[type, Any]]] = {
     "service": {"listen": (str, "127.0.0.1:8080"), "base_url": (str, None),
                 "database": (str, "sqlite:////var/lib/officepass/officepass.db"),
                 "keys": (str, "/var/lib/officepass/keys"),
-                "secret_file": (str, "/var/lib/officepass/session.key")},
+                "secret_file": (str, "/var/lib/officepass/session.key"),
+                "offline_alarm_seconds": (int, 300)},
     "mqtt": {"host": (str, None), "port": (int, 1883), "topic_prefix": (str, DEFAULT_PREFIX)},
+    "support": {"email": (str, None), "smtp_host": (str, "127.0.0.1"), "smtp_port": (int, 25),
+                "sender": (str, "officepass@localhost")},
 }
+OPTIONAL_SECTIONS = frozenset({"support"})
+
+
+@dataclass(frozen=True)
+class Support:
+    """Where alarm mail goes (the `[support]` section)."""
+
+    email: str
+    smtp_host: str
+    smtp_port: int
+    sender: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,8 @@ class Settings:
     mqtt_host: str
     mqtt_port: int
     topic_prefix: str
+    offline_alarm_seconds: int
+    support: Support | None
 
     def secret(self) -> str:
         """The session cookie's signing secret: made once, kept 0600 beside the service's state."""
@@ -62,6 +85,8 @@ def load_settings(path: Path) -> Settings:
     problems = [f"{name}: unknown section" for name in doc if name not in SPEC]
     values: dict[str, Any] = {}
     for section, fields in SPEC.items():
+        if section in OPTIONAL_SECTIONS and section not in doc:
+            continue
         table = doc.get(section, {})
         if not isinstance(table, dict):
             problems.append(f"{section}: must be a table")
@@ -75,8 +100,13 @@ def load_settings(path: Path) -> Settings:
                 problems.append(f"{section}.{key}: must be {'an integer' if kind is int else 'a string'}")
             else:
                 values[f"{section}.{key}"] = value
+    if values.get("service.offline_alarm_seconds", 1) < 1:
+        problems.append("service.offline_alarm_seconds: must be at least 1")
     if problems:
         raise ConfigError(problems)
+    support = (Support(values["support.email"], values["support.smtp_host"], values["support.smtp_port"],
+                       values["support.sender"]) if "support" in doc else None)
     return Settings(values["service.listen"], values["service.base_url"], values["service.database"],
                     Path(values["service.keys"]), Path(values["service.secret_file"]), values["mqtt.host"],
-                    values["mqtt.port"], values["mqtt.topic_prefix"])
+                    values["mqtt.port"], values["mqtt.topic_prefix"], values["service.offline_alarm_seconds"],
+                    support)

@@ -1,6 +1,6 @@
 """The member app over HTTP against a real door (`doorctl run --sim`), a real mosquitto and the fleet
 consumer: the store guide's flow, the guide's refusals, the unlock-trouble screen, CSRF, the login
-limit and the operator console. (Browser tests with Playwright and Chromium are still to come.)"""
+limit and the operator console. (The browser walks the same guide in test_officepass_browser.)"""
 
 from __future__ import annotations
 
@@ -17,18 +17,34 @@ from officepass.consumer import FleetConsumer
 from officepass.db import engine_for, migrate, sessions
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
+from officepass.mail import SupportMail
 from officepass.members import add_member, add_store
-from officepass.models import LiveSession
+from officepass.models import AlarmRecord, LiveSession, ManualCheckout, Member
+from officepass.watch import OfflineWatch
 from officepass.web.app import create_app
-from tests.procs import BoardProcess, door_trusting_service
+from tests.procs import BoardProcess, DoorProcess, door_trusting_service
 from tests.rig import wait_for
+from tests.smtp_sink import SmtpSink
 
 STORE, DOOR = "shinjuku-3", "main"
 
 
+SUPPORT = "support@pass.test"
+
+
 class Site:
-    def __init__(self, client: TestClient, board: BoardProcess, db: object, app: object) -> None:
+    def __init__(self, client: TestClient, board: BoardProcess, db: object, app: object, mailbox: SmtpSink,
+                 door: DoorProcess) -> None:
         self.client, self.board, self.db, self.app = client, board, db, app
+        self.mailbox, self.door = mailbox, door
+
+    def as_member(self, member: str, password: str) -> None:
+        self.client.cookies.clear()
+        assert self.login(member, password) == 303
+
+    def post(self, path: str, form: dict[str, str], page: str = "/console") -> int:
+        response = self.client.post(path, data={**form, "csrf": self.csrf(page)}, follow_redirects=False)
+        return response.status_code
 
     def csrf(self, path: str) -> str:
         found = re.search(r'name="csrf" value="([^"]+)"', self.client.get(path).text)
@@ -62,16 +78,26 @@ def site(tmp_path: Path) -> Iterator[Site]:
         add_store(s, STORE, "Shinjuku 3", [DOOR, "back"], areas="1F lounge", rules="Quiet after 20:00")
     board, door = door_trusting_service(
         tmp_path, broker.port, key.kid, key.public_b64, door={"store": STORE, "name": DOOR, "seats": 2},
-        lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "unlock_seconds": 1})
-    consumer = FleetConsumer(db, "127.0.0.1", broker.port, "officepass/v1", "officepass-web-test")
+        lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "lock_sensor_pin": "GPIO24",
+              "unlock_seconds": 1})
+    mailbox = SmtpSink()
+    mail = SupportMail(db, "127.0.0.1", mailbox.port, "officepass@pass.test", SUPPORT, "http://pass.test")
+    mail.start()
+    consumer = FleetConsumer(db, "127.0.0.1", broker.port, "officepass/v1", "officepass-web-test",
+                             on_alarm=mail.nudge)
     consumer.start()
+    watch = OfflineWatch(db, 2, mail.nudge)
+    watch.start()
     link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
     assert link.start()
     app = create_app(db, ring, link, "test-secret-" + "x" * 32, secure_cookie=False)
     with TestClient(app) as client:
-        yield Site(client, board, db, app)
+        yield Site(client, board, db, app, mailbox, door)
     link.stop()
+    watch.stop()
     consumer.stop()
+    mail.stop()
+    mailbox.stop()
     door.stop()
     board.close()
     broker.stop()
@@ -180,3 +206,88 @@ def test_serve_answers_on_its_port(tmp_path: Path) -> None:
         server.terminate()
         server.wait(10)
         broker.stop()
+
+
+def test_an_unlock_fault_mails_support_and_waits_for_an_acknowledgement(site: Site) -> None:
+    site.as_member("m-1", "correct horse")
+    site.board.request(op="jam", jammed=True)  # the bolt will not follow the relay
+    status, text = site.press("check_in")
+    assert status == 200 and 'data-watch-door="/live/door/' in text, "the page watches for the fault"
+    mails = site.mailbox.wait(1, 15)
+    assert mails, "support heard of the unlock fault"
+    recipients, mail = mails[0]
+    assert recipients == [SUPPORT] and mail["Subject"] == f"[officepass] unlock_fault at {STORE}/{DOOR}"
+    assert "console#alarm-" in mail.get_content()
+    assert "サポートへお電話ください" in site.client.get(f"/s/{STORE}/{DOOR}/trouble").text
+
+    site.as_member("op", "operator pass")
+    page = site.client.get("/console").text
+    found = re.search(r'id="alarm-(\d+)" data-alarm="unlock_fault"', page)
+    assert found and "support mailed" in page
+    assert site.post(f"/console/alarms/{found.group(1)}/ack", {}) == 303
+    with site.db() as s:  # type: ignore[operator]
+        record = s.get(AlarmRecord, int(found.group(1)))
+        assert record.acked_by == "op" and record.acked_at is not None
+    assert 'data-alarm="unlock_fault"' not in site.client.get("/console").text
+    assert site.post(f"/console/alarms/{found.group(1)}/ack", {}) == 404, "acknowledged once"
+    assert len(site.mailbox.messages) == 1, "one mail per alarm"
+
+
+def test_a_door_offline_longer_than_configured_is_an_alarm_and_a_mail(site: Site) -> None:
+    site.door.kill()  # the broker publishes its Last Will
+    mails = site.mailbox.wait(1, 20)
+    assert mails and mails[0][1]["Subject"] == f"[officepass] offline at {STORE}/{DOOR}"
+    site.as_member("op", "operator pass")
+    page = site.client.get("/console").text
+    assert 'data-online="false"' in page and 'data-alarm="offline"' in page
+
+
+def test_a_manual_checkout_records_who_and_why(site: Site) -> None:
+    site.as_member("m-1", "correct horse")
+    assert site.press("check_in")[0] == 200
+
+    def live() -> bool:
+        with site.db() as s:  # type: ignore[operator]
+            return s.get(LiveSession, (STORE, "m-1")) is not None
+
+    assert wait_for(live, 10)
+    site.as_member("op", "operator pass")
+    assert site.post("/console/checkout", {"store": STORE, "member": "m-1", "reason": " "}) == 400
+    assert site.post("/console/checkout", {"store": STORE, "member": "m-1", "reason": "phone died"}) == 303
+    assert wait_for(lambda: not live(), 10), "the door closed the session"
+    with site.db() as s:  # type: ignore[operator]
+        (record,) = s.query(ManualCheckout).all()
+        assert (record.member, record.operator, record.reason) == ("m-1", "op", "phone died")
+        assert record.answer["ok"] is True
+    assert "phone died" in site.client.get("/console").text
+    site.as_member("m-1", "correct horse")
+    assert site.press("unlock")[0] == 409, "checked out: the door no longer opens for m-1"
+
+
+def test_members_are_added_and_disabled_from_the_console(site: Site) -> None:
+    site.as_member("op", "operator pass")
+    assert site.post("/console/members", {"member": "m-9", "name": "Kei", "password": "short"}) == 400
+    assert site.post("/console/members", {"member": "m-9", "name": "Kei", "password": "ninth horse"}) == 303
+    assert site.post("/console/members/m-2/disable", {}) == 303
+    with site.db() as s:  # type: ignore[operator]
+        assert s.get(Member, "m-2").disabled and not s.get(Member, "m-9").disabled
+    # The door applied the signed list (its event), so even a code minted for m-2 is refused now.
+    assert wait_for(lambda: "revocation_applied" in site.client.get("/console").text, 15)
+    site.client.cookies.clear()
+    assert site.login("m-2", "second horse") == 401
+    assert site.login("m-9", "ninth horse") == 303
+
+
+def test_the_event_log_filters_by_type_and_member(site: Site) -> None:
+    site.as_member("m-1", "correct horse")
+    assert site.press("check_in")[0] == 200
+    assert site.press("checkout")[0] == 200
+    site.as_member("m-2", "second horse")
+    assert site.press("unlock")[0] == 409  # denied: not checked in
+    site.as_member("op", "operator pass")
+    assert wait_for(lambda: site.client.get("/console").text.count("data-event=") >= 3, 10)
+    rows = re.findall(r'data-event="(\w+)"', site.client.get("/console?type=check_in").text)
+    assert rows == ["check_in"]
+    rows = re.findall(r'data-event="(\w+)"', site.client.get("/console?member=m-2").text)
+    assert rows == ["denied"]
+    assert re.findall(r'data-event="(\w+)"', site.client.get("/console?store=elsewhere").text) == []

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
-from officepass.web import auth, console, doors, live, stores
+from officepass.web import auth, console, doors, live, operate, stores
 from officepass.web.guard import LoginLimit, LoginRequired
 
 
@@ -22,7 +25,9 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     # secure when the service runs on https, SameSite=Lax against cross-site posts.
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="officepass",
                        https_only=secure_cookie, same_site="lax", max_age=12 * 3600)
-    for router in (auth.router, stores.router, doors.router, console.router, live.router):
+    # Our own scripts and the vendored QR decoder: served from the package, nothing from elsewhere.
+    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
+    for router in (auth.router, stores.router, doors.router, console.router, operate.router, live.router):
         app.include_router(router)
 
     @app.exception_handler(LoginRequired)

@@ -1,28 +1,61 @@
-"""The operator console: doors online or not, seats, live sessions, events with their seq gaps."""
+"""The operator console: doors online or not, seats, live sessions (with the manual checkout), alarms
+(with acknowledgement), the event log with filters and seq-gap marks, members. The page reloads its
+tables when `/live/console` says something changed."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from officepass.models import DoorRecord, EventRecord, LiveSession, SeqGap, StoreSeats
+from officepass.alarms import needing_attention
+from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, Member, SeqGap, StoreSeats
 from officepass.web.guard import DB, Operator
 from officepass.web.pages import render
 
 router = APIRouter()
+EVENT_ROWS = 200  # the newest events matching the filters
+FILTERS = ("store", "door", "type", "member")
+
+
+def overdue(session: dict[str, Any], now: datetime) -> bool:
+    """The door marks a session overdue at its deadline; between the door's messages, the console
+    tells from the deadline itself."""
+    if session.get("overdue"):
+        return True
+    try:
+        return datetime.fromisoformat(str(session.get("deadline")).replace("Z", "+00:00")) < now
+    except ValueError:
+        return False
 
 
 @router.get("/console", response_class=HTMLResponse)
 def console(request: Request, user: Operator, session: DB) -> Response:
+    chosen = {key: value for key in FILTERS if (value := request.query_params.get(key, "").strip())}
+    events = select(EventRecord).filter_by(**chosen)
+    if (since := request.query_params.get("hours", "").strip()).isdigit():
+        events = events.where(EventRecord.ts >= datetime.now().astimezone() - timedelta(hours=int(since)))
+        chosen["hours"] = since
+    gaps = select(SeqGap).filter_by(**{k: v for k, v in chosen.items() if k in ("store", "door")})
+    now = datetime.now().astimezone()
     context = {
         "user": user,
+        "filters": chosen,
+        "alarms": needing_attention(session),
         "doors": session.execute(select(DoorRecord).order_by(DoorRecord.store, DoorRecord.door))
         .scalars().all(),
         "seats": session.execute(select(StoreSeats).order_by(StoreSeats.store)).scalars().all(),
-        "sessions": session.execute(select(LiveSession).order_by(LiveSession.store)).scalars().all(),
-        "events": session.execute(select(EventRecord).order_by(EventRecord.ts.desc(),
-                                                               EventRecord.seq.desc()).limit(100)).scalars().all(),
-        "gaps": session.execute(select(SeqGap)).scalars().all(),
+        "sessions": [(s, overdue(s.session, now)) for s in session.execute(
+            select(LiveSession).order_by(LiveSession.store, LiveSession.member)).scalars()],
+        "events": session.execute(events.order_by(EventRecord.ts.desc(), EventRecord.seq.desc())
+                                  .limit(EVENT_ROWS)).scalars().all(),
+        "gaps": session.execute(gaps.order_by(SeqGap.store, SeqGap.door, SeqGap.first)).scalars().all(),
+        "members": session.execute(select(Member).order_by(Member.role, Member.id)).scalars().all(),
+        "checkouts": session.execute(select(ManualCheckout).order_by(ManualCheckout.id.desc()).limit(20))
+        .scalars().all(),
+        "types": sorted(session.execute(select(EventRecord.type).distinct()).scalars()),
     }
     return render(request, "console.html", context)

@@ -14,9 +14,11 @@ from controller.vocab import Act
 from officepass.models import LiveSession, StoreRecord, StoreSeats
 from officepass.web.guard import DB, CurrentMember, check_csrf
 from officepass.web.pages import render
-from officepass.web.words import DONE, REFUSED, REFUSED_OTHER, TROUBLE
+from officepass.web.words import DONE, REFUSED, REFUSED_OTHER, SCAN, TROUBLE
 
 router = APIRouter()
+# Acts after which the door's lock must move: the page then watches for an unlock_fault.
+OPENING = frozenset({Act.CHECK_IN, Act.UNLOCK})
 
 
 def _store(session: Session, store: str, door: str) -> StoreRecord:
@@ -60,7 +62,9 @@ def press(request: Request, store: str, door: str, act: Annotated[str, Form()], 
         status = 504 if answer is None else 502  # no answer in time, or the lock did not move
         return render(request, "trouble.html", {**context, "trouble": TROUBLE}, status)
     if answer.get("ok"):
-        return render(request, "result.html", {**context, "message": DONE[chosen]})
+        # The door answered before its bolt check (1 s): the page keeps watching the door's alarms.
+        return render(request, "result.html", {**context, "message": DONE[chosen],
+                                               "watch": chosen in OPENING})
     return render(request, "result.html", {**context, "message": REFUSED.get(str(answer.get("reason")),
                                                                                REFUSED_OTHER)}, 409)
 
@@ -72,3 +76,16 @@ def my_code(request: Request, user: CurrentMember) -> Response:
     svg = io.BytesIO()
     segno.make_qr(text, error="m").save(svg, kind="svg", scale=6, border=4)
     return render(request, "code.html", {"user": user, "svg": svg.getvalue().decode(), "refresh": 45})
+
+
+@router.get("/s/{store}/{door}/trouble", response_class=HTMLResponse)
+def trouble(request: Request, store: str, door: str, user: CurrentMember, session: DB) -> Response:
+    """Where a member's page goes when the door reports an unlock_fault after answering."""
+    record = _store(session, store, door)
+    return render(request, "trouble.html", {"user": user, "store": record, "door": door, "trouble": TROUBLE})
+
+
+@router.get("/scan", response_class=HTMLResponse)
+def scan(request: Request, user: CurrentMember) -> Response:
+    """The door's QR read in the page by the phone's camera (the vendored jsQR decoder)."""
+    return render(request, "scan.html", {"user": user, "scan": SCAN})

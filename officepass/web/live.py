@@ -1,40 +1,56 @@
-"""Live updates by server-sent events: the vacancy board changes on the member's screen as the
-doors publish, without a reload. The stream reads what the fleet consumer stored."""
+"""Live updates by server-sent events: pages change as the doors publish, without a reload. Each
+stream reads what the fleet consumer stored and sends a snapshot whenever it differs from the last.
+
+- `/live/seats`: every store's vacancy symbol (the member's store list).
+- `/live/door/{store}/{door}`: that door's standing alarms (a member's page after a press: an
+  `unlock_fault` turns it into the unlock-trouble screen).
+- `/live/console`: a digest of what the console shows (the console reloads its tables).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from officepass.models import StoreSeats
-from officepass.web.guard import CurrentMember
+from officepass.models import (
+    AlarmRecord,
+    DoorRecord,
+    EventRecord,
+    LiveSession,
+    ManualCheckout,
+    Member,
+    StoreSeats,
+)
+from officepass.web.guard import CurrentMember, Operator
 
 router = APIRouter()
-POLL_SECONDS = 1.0  # how often the stream looks at the database for a change
+POLL_SECONDS = 1.0  # how often a stream looks at the database for a change
 KEEPALIVE_SECONDS = 15.0
 
 
-def _seats(request: Request) -> dict[str, str]:
-    with request.app.state.sessions() as session:
-        rows = session.execute(select(StoreSeats)).scalars()
-        return {row.store: str(row.seats.get("symbol", "?")) for row in rows}
+def stream(request: Request, name: str, read: Callable[[Session], Any]) -> StreamingResponse:
+    """An event stream that sends `read`'s JSON snapshot as event `name` whenever it changes."""
 
+    def snapshot() -> Any:
+        with request.app.state.sessions() as session:
+            return read(session)
 
-@router.get("/live/seats")
-async def seats_stream(request: Request, user: CurrentMember) -> StreamingResponse:
     async def events() -> AsyncIterator[str]:
-        sent: dict[str, str] | None = None
+        sent: Any = None
         quiet = 0.0
         while not await request.is_disconnected():
-            now = await asyncio.to_thread(_seats, request)
+            now = await asyncio.to_thread(snapshot)
             if now != sent:
                 sent, quiet = now, 0.0
-                yield f"event: seats\ndata: {json.dumps(now, ensure_ascii=False)}\n\n"
+                yield f"event: {name}\ndata: {json.dumps(now, ensure_ascii=False)}\n\n"
             elif quiet >= KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield ": keepalive\n\n"
@@ -43,3 +59,46 @@ async def seats_stream(request: Request, user: CurrentMember) -> StreamingRespon
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _seats(session: Session) -> dict[str, str]:
+    rows = session.execute(select(StoreSeats)).scalars()
+    return {row.store: str(row.seats.get("symbol", "?")) for row in rows}
+
+
+def door_alarms(session: Session, store: str, door: str) -> list[str]:
+    record = session.get(DoorRecord, (store, door))
+    alarms = record.status.get("alarms") if record is not None else None
+    return sorted(str(a) for a in alarms) if isinstance(alarms, list) else []
+
+
+def _console_digest(session: Session) -> str:
+    """Changes whenever anything the console shows changes; cheap enough to ask every second."""
+    parts: list[Any] = [
+        session.execute(select(func.count(), func.max(EventRecord.ts)).select_from(EventRecord)).one(),
+        session.execute(select(func.count(), func.max(AlarmRecord.id))
+                        .where(AlarmRecord.acked_by.is_(None))).one(),
+        session.execute(select(func.count()).where(AlarmRecord.cleared.is_not(None))).scalar_one(),
+        session.execute(select(func.count(), func.max(Member.created)).where(Member.disabled)).one(),
+        session.execute(select(func.count()).select_from(Member)).scalar_one(),
+        session.execute(select(func.count()).select_from(ManualCheckout)).scalar_one(),
+        [(d.store, d.door, d.online, d.status) for d in session.execute(select(DoorRecord)).scalars()],
+        [(s.store, s.seats) for s in session.execute(select(StoreSeats)).scalars()],
+        [(s.store, s.member, s.session) for s in session.execute(select(LiveSession)).scalars()],
+    ]
+    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@router.get("/live/seats")
+async def seats_stream(request: Request, user: CurrentMember) -> StreamingResponse:
+    return stream(request, "seats", _seats)
+
+
+@router.get("/live/door/{store}/{door}")
+async def door_stream(request: Request, store: str, door: str, user: CurrentMember) -> StreamingResponse:
+    return stream(request, "alarms", lambda session: door_alarms(session, store, door))
+
+
+@router.get("/live/console")
+async def console_stream(request: Request, user: Operator) -> StreamingResponse:
+    return stream(request, "console", _console_digest)

@@ -10,10 +10,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from officepass.web.guard import csrf_token
-from officepass.web.words import BUTTONS, VACANCY
+from officepass.web.words import BUTTONS, STAY, VACANCY, WARN_BEFORE_SECONDS
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
-TEMPLATES.env.globals.update(csrf_token=csrf_token, BUTTONS=BUTTONS, VACANCY=VACANCY)
+TEMPLATES.env.globals.update(csrf_token=csrf_token, BUTTONS=BUTTONS, VACANCY=VACANCY, STAY=STAY,
+                             WARN_BEFORE_SECONDS=WARN_BEFORE_SECONDS)
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:

@@ -42,3 +42,22 @@ TROUBLE = {
 }
 
 VACANCY = {"○": ("空きあり", "seats free"), "△": ("残りわずか", "one seat left"), "×": ("満席", "full")}
+
+# The 2-hour stay: the countdown on the door page, and its warning (from 15 minutes before, as the
+# door's own overstay_warning).
+STAY = {
+    "left": ("残り時間", "Time left"),
+    "warning": ("まもなく利用時間の上限です。チェックアウトの準備をしてください。",
+                "Your time is nearly up: please get ready to check out."),
+    "overdue": ("利用時間を過ぎています。チェックアウトしてください。", "Your time is up: please check out."),
+}
+WARN_BEFORE_SECONDS = 15 * 60
+
+SCAN = {
+    "title": ("ドアのQRコードを読み取る", "Scan the door's QR code"),
+    "hint": ("入口ドアのそばのQRコードをカメラに映してください。",
+             "Point the camera at the QR code by the entrance door."),
+    "no_camera": ("カメラを使えません。スマートフォンのカメラアプリでQRコードを読み取ってください。",
+                  "The camera cannot be used here: scan the QR code with your phone's camera app."),
+    "not_door": ("ドアのQRコードではありません。", "That is not a door's QR code."),
+}
