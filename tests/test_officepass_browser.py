@@ -8,11 +8,13 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 
 from hwsim.broker import free_port
+from tests.fake_camera import qr_frame, write_y4m
 from tests.helpers import ROOT
 from tests.rig import wait_for
 from tests.test_officepass_web import DOOR, STORE, Site, site  # noqa: F401  (site is a fixture)
@@ -37,66 +39,111 @@ def served(site: Site) -> Iterator[tuple[Site, str]]:  # noqa: F811
     thread.join(10)
 
 
-def test_the_member_guide_in_a_browser(served: tuple[Site, str]) -> None:
+def test_the_member_guide_in_a_browser(served: tuple[Site, str], tmp_path: Path) -> None:
     door_site, base = served
     SHOTS.mkdir(parents=True, exist_ok=True)
+    # The phone's camera sees the QR by the door: the §8 URL of this door on this service.
+    camera = write_y4m(tmp_path / "door-qr.y4m", [qr_frame(f"{base}/s/{STORE}/{DOOR}")] * 5)
     with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        aiko = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP").new_page()
-        ben = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP").new_page()
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}"])
 
-        def log_in(page: object, member: str, password: str, target: str) -> None:
-            page.goto(f"{base}{target}")  # type: ignore[attr-defined]
-            page.fill("input[name=member]", member)  # type: ignore[attr-defined]
-            page.fill("input[name=password]", password)  # type: ignore[attr-defined]
-            page.click("button[type=submit]")  # type: ignore[attr-defined]
+        def phone() -> Any:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP",
+                                          permissions=["camera"])
+            return context.new_page()
 
-        def shot(page: object, name: str) -> None:
-            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+        aiko, ben, chika, operator = phone(), phone(), phone(), phone()
 
-        # The QR by the door opens the door's page; the app asks to log in first.
-        log_in(aiko, "m-1", "correct horse", f"/s/{STORE}/{DOOR}")
+        def log_in(page: Any, member: str, password: str, target: str) -> None:
+            page.goto(f"{base}{target}")
+            page.fill("input[name=member]", member)
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+
+        def shot(page: Any, name: str) -> None:
+            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+        def symbol(page: Any, wanted: str) -> None:
+            page.wait_for_function(
+                f"document.querySelector('td[data-store={STORE}]').textContent.trim() === '{wanted}'",
+                timeout=15_000)
+
+        # Log in, scan the QR by the entrance in the page (the camera), land on that door's page.
+        log_in(aiko, "m-1", "correct horse", "/")
+        aiko.click("a[href='/scan']")
+        aiko.wait_for_url(f"{base}/s/{STORE}/{DOOR}", timeout=15_000)
         aiko.wait_for_selector("button[data-act=check_in]")
-        shot(aiko, "01-door-page")
+        shot(aiko, "01-door-page-after-scan")
         log_in(ben, "m-2", "second horse", "/")
         assert ben.inner_text(f"td[data-store={STORE}]").strip() in ("○", "?")
         shot(ben, "02-vacancy-before")
+        log_in(operator, "op", "operator pass", "/console")
+        operator.wait_for_selector(f"tr[data-door='{STORE}/{DOOR}']")
+
         aiko.click("button[data-act=check_in]")  # 入店する
         assert "入店しました" in aiko.inner_text("[role=status]")
         assert wait_for(door_site.board.relay, 5), "the simulated door unlocked"
         shot(aiko, "03-checked-in")
-
-        # Ben's board changes by itself (server-sent events): no reload.
-        ben.wait_for_function(f"document.querySelector('td[data-store={STORE}]').textContent.trim() === '△'",
-                              timeout=15_000)
+        symbol(ben, "△")  # Ben's board changes by itself (server-sent events): no reload
         shot(ben, "04-vacancy-after")
         aiko.goto(f"{base}/s/{STORE}/{DOOR}")
-        aiko.click("button[data-act=unlock]")  # 開錠する, out and back during the stay
+        aiko.wait_for_selector("[data-deadline] [data-left]")
+        assert aiko.get_attribute("[data-deadline]", "data-phase") == "ok"  # the 2-hour countdown runs
+
+        # Ben takes the second seat; Chika, the third member, sees × and is turned away.
+        log_in(chika, "m-3", "third horse", "/")
+        ben.goto(f"{base}/s/{STORE}/{DOOR}")
+        ben.click("button[data-act=check_in]")
+        assert "入店しました" in ben.inner_text("[role=status]")
+        symbol(chika, "×")
+        shot(chika, "05-third-member-sees-full")
+        chika.goto(f"{base}/s/{STORE}/{DOOR}")
+        chika.click("button[data-act=check_in]")
+        assert "満席です" in chika.inner_text("[role=status]")
+        shot(chika, "06-third-member-refused")
+
+        # 開錠する during the stay, then the two-step checkout.
+        aiko.goto(f"{base}/s/{STORE}/{DOOR}")
+        aiko.click("button[data-act=unlock]")
         assert "開錠しました" in aiko.inner_text("[role=status]")
         aiko.goto(f"{base}/s/{STORE}/{DOOR}")
         aiko.click("button[data-act=checkout_begin]")  # チェックアウト手続きに進む
-        shot(aiko, "05-checkout-begun")
+        shot(aiko, "07-checkout-begun")
         aiko.goto(f"{base}/s/{STORE}/{DOOR}")
         aiko.wait_for_selector("button[data-act=checkout]", timeout=15_000)
+        stale = aiko.context.new_page()  # the same page left open in another tab
+        stale.goto(f"{base}/s/{STORE}/{DOOR}")
         aiko.click("button[data-act=unlock]")  # 開錠する at the door, go out
         aiko.goto(f"{base}/s/{STORE}/{DOOR}")
         aiko.click("button[data-act=checkout]")  # チェックアウトする
         assert "チェックアウトしました" in aiko.inner_text("[role=status]")
-        shot(aiko, "06-checked-out")
-        # After checkout the page no longer offers 開錠する (the door refuses it too: the HTTP test).
-        def only_check_in() -> bool:
-            aiko.goto(f"{base}/s/{STORE}/{DOOR}")
-            return aiko.query_selector("button[data-act=unlock]") is None
+        shot(aiko, "08-checked-out")
+        stale.click("button[data-act=unlock]")  # after checkout the door no longer opens
+        assert "チェックアウト後" in stale.inner_text("[role=status]")
+        shot(stale, "09-unlock-after-checkout-refused")
 
-        assert wait_for(only_check_in, 15, step=0.5)
-        assert aiko.query_selector("button[data-act=check_in]") is not None
-        shot(aiko, "07-after-checkout")
-        # A door that does not answer within 5 s: the unlock-trouble screen.
-        ben.goto(f"{base}/s/{STORE}/back")
-        ben.click("button[data-act=check_in]")
+        # The bolt jams: Ben's 開錠する is answered, the lock does not move, the page turns into the
+        # unlock-trouble screen, and the operator's console shows the alarm without a reload.
+        assert wait_for(lambda: door_site.board.request(op="state")["bolt"] == "extended", 10)
+        door_site.board.request(op="jam", jammed=True)  # jammed shut
+        ben.goto(f"{base}/s/{STORE}/{DOOR}")
+        ben.click("button[data-act=unlock]")
         ben.wait_for_selector("[data-trouble]", timeout=15_000)
         assert "サポートへお電話ください" in ben.inner_text("body")
-        shot(ben, "08-trouble")
+        shot(ben, "10-unlock-fault-trouble")
+        operator.wait_for_selector("tr[data-alarm=unlock_fault]", timeout=15_000)
+        shot(operator, "11-console-alarm")
+        mails = door_site.mailbox.wait(1, 15)
+        assert [m["Subject"] for _, m in mails] == [f"[officepass] unlock_fault at {STORE}/{DOOR}"]
+        door_site.board.request(op="jam", jammed=False)
+
+        # A door that does not answer within 5 s: the same screen.
+        chika.goto(f"{base}/s/{STORE}/back")
+        chika.click("button[data-act=check_in]")
+        chika.wait_for_selector("[data-trouble]", timeout=15_000)
+        shot(chika, "12-no-answer-trouble")
         browser.close()
-    for name in ("01-door-page", "03-checked-in", "08-trouble"):
+    for name in ("01-door-page-after-scan", "06-third-member-refused", "10-unlock-fault-trouble"):
         assert (SHOTS / f"{name}.png").stat().st_size > 1000

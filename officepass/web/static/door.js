@@ -23,7 +23,7 @@ for (const watched of document.querySelectorAll("[data-watch-door]")) {
   source.addEventListener("alarms", (e) => {
     if (JSON.parse(e.data).includes("unlock_fault")) {
       source.close();
-      location.assign(watched.dataset.trouble);
+      location.assign(watched.dataset.troublePage);
     }
   });
   setTimeout(() => source.close(), 20000);  // the bolt check is long done by then
