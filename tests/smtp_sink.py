@@ -51,17 +51,22 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Session)
+    def __init__(self, port: int) -> None:
+        super().__init__(("127.0.0.1", port), _Session)
         self.messages: list[tuple[list[str], EmailMessage]] = []
         self.cond = threading.Condition()
 
 
 class SmtpSink:
-    def __init__(self) -> None:
-        self._server = _Server()
+    def __init__(self, port: int = 0) -> None:
+        self._server = _Server(port)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @classmethod
+    def on(cls, port: int) -> SmtpSink:
+        """A sink on a given port (a mail server coming back where it was)."""
+        return cls(port)
 
     @property
     def messages(self) -> list[tuple[list[str], EmailMessage]]:

@@ -60,7 +60,7 @@ def test_the_member_guide_in_a_browser(served: tuple[Site, str], tmp_path: Path)
             page.goto(f"{base}{target}")
             page.fill("input[name=member]", member)
             page.fill("input[name=password]", password)
-            page.click("button[type=submit]")
+            page.click("form[action='/login'] button[type=submit]")
 
         def shot(page: Any, name: str) -> None:
             page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -139,11 +139,16 @@ def test_the_member_guide_in_a_browser(served: tuple[Site, str], tmp_path: Path)
         assert [m["Subject"] for _, m in mails] == [f"[officepass] unlock_fault at {STORE}/{DOOR}"]
         door_site.board.request(op="jam", jammed=False)
 
-        # A door that does not answer within 5 s: the same screen.
+        # Chika switches to English; a door that does not answer within 5 s: the same screen.
         chika.goto(f"{base}/s/{STORE}/back")
+        chika.click("button[data-lang=en]")
+        assert "Check in" in chika.inner_text("button[data-act=check_in]")
+        assert "入店する" not in chika.inner_text("button[data-act=check_in]")
         chika.click("button[data-act=check_in]")
         chika.wait_for_selector("[data-trouble]", timeout=15_000)
-        shot(chika, "12-no-answer-trouble")
+        assert "please call support" in chika.inner_text("body")
+        shot(chika, "12-no-answer-trouble-english")
         browser.close()
-    for name in ("01-door-page-after-scan", "06-third-member-refused", "10-unlock-fault-trouble"):
+    for name in ("01-door-page-after-scan", "06-third-member-refused", "10-unlock-fault-trouble",
+                 "12-no-answer-trouble-english"):
         assert (SHOTS / f"{name}.png").stat().st_size > 1000

@@ -21,7 +21,7 @@ from officepass.mail import SupportMail
 from officepass.members import add_member, add_store
 from officepass.models import AlarmRecord, LiveSession, ManualCheckout, Member
 from officepass.watch import OfflineWatch
-from officepass.web.app import create_app
+from officepass.web.app import PRESSES_PER_MINUTE, create_app
 from tests.procs import BoardProcess, DoorProcess, door_trusting_service
 from tests.rig import wait_for
 from tests.smtp_sink import SmtpSink
@@ -291,3 +291,29 @@ def test_the_event_log_filters_by_type_and_member(site: Site) -> None:
     rows = re.findall(r'data-event="(\w+)"', site.client.get("/console?member=m-2").text)
     assert rows == ["denied"]
     assert re.findall(r'data-event="(\w+)"', site.client.get("/console?store=elsewhere").text) == []
+
+
+def test_presses_are_limited_per_member(site: Site) -> None:
+    site.as_member("m-2", "second horse")
+    answers = [site.press("unlock")[0] for _ in range(PRESSES_PER_MINUTE)]
+    assert answers == [409] * PRESSES_PER_MINUTE  # the door's own refusal: not checked in
+    status, text = site.press("unlock")
+    assert status == 429 and "短時間に何度も押されました" in text
+    site.as_member("m-1", "correct horse")
+    assert site.press("check_in")[0] == 200, "another member is not held back"
+
+
+def test_the_language_switch_puts_english_first(site: Site) -> None:
+    site.as_member("m-1", "correct horse")
+    page = site.client.get(f"/s/{STORE}/{DOOR}").text
+    assert '<html lang="ja" class="lang-ja">' in page and 'data-lang="en"' in page
+    response = site.client.post("/language", data={"lang": "en", "next": f"/s/{STORE}/{DOOR}/act",
+                                                   "csrf": site.csrf("/")}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == f"/s/{STORE}/{DOOR}"
+    page = site.client.get(f"/s/{STORE}/{DOOR}").text
+    assert '<html lang="en" class="lang-en">' in page and 'data-lang="ja"' in page
+    assert '<span class="ja">入店する</span><span class="en">Check in</span>' in page
+    bad = site.client.post("/language", data={"lang": "fr", "csrf": site.csrf("/")}, follow_redirects=False)
+    assert bad.status_code == 400
+    site.post("/logout", {}, page="/")
+    assert '<html lang="en"' in site.client.get("/login").text, "the choice outlives the login"

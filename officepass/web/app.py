@@ -8,27 +8,34 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
-from officepass.web import auth, console, doors, live, operate, stores
-from officepass.web.guard import LoginLimit, LoginRequired
+from officepass.web import auth, console, doors, language, live, operate, stores
+from officepass.web.guard import AttemptLimit, LoginRequired
+
+PRESSES_PER_MINUTE = 20
 
 
 def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, secret: str, *,
                secure_cookie: bool) -> FastAPI:
     app = FastAPI(title="officepass", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions, app.state.keys, app.state.link = sessions, keys, link
-    app.state.login_limit = LoginLimit()
+    app.state.login_limit = AttemptLimit(attempts=5, window=60.0)  # failed logins per client address
+    # Presses per member: a stuck finger or a script cannot flood a door with commands.
+    app.state.press_limit = AttemptLimit(attempts=PRESSES_PER_MINUTE, window=60.0)
     # A signed cookie (itsdangerous) holding the member id and the CSRF token: httponly always,
     # secure when the service runs on https, SameSite=Lax against cross-site posts.
+    # Pages and the vendored decoder travel compressed (event streams are left alone by Starlette).
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="officepass",
                        https_only=secure_cookie, same_site="lax", max_age=12 * 3600)
     # Our own scripts and the vendored QR decoder: served from the package, nothing from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
-    for router in (auth.router, stores.router, doors.router, console.router, operate.router, live.router):
-        app.include_router(router)
+    for module in (auth, language, stores, doors, console, operate, live):
+        app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from controller.vocab import Act
 from officepass.models import LiveSession, StoreRecord, StoreSeats
-from officepass.web.guard import DB, CurrentMember, check_csrf
+from officepass.web.guard import DB, AttemptLimit, CurrentMember, check_csrf
 from officepass.web.pages import render
-from officepass.web.words import DONE, REFUSED, REFUSED_OTHER, SCAN, TROUBLE
+from officepass.web.words import DONE, REFUSED, REFUSED_OTHER, SCAN, TOO_MANY_PRESSES, TROUBLE
 
 router = APIRouter()
 # Acts after which the door's lock must move: the page then watches for an unlock_fault.
@@ -55,6 +55,11 @@ def press(request: Request, store: str, door: str, act: Annotated[str, Form()], 
         chosen = Act(act)
     except ValueError:
         raise HTTPException(400, f"unknown button {act!r}") from None
+    limit: AttemptLimit = request.app.state.press_limit
+    if limit.blocked(user.id):
+        context = {"user": user, "store": record, "door": door, "answer": {"ok": False, "reason": "too_many"}}
+        return render(request, "result.html", {**context, "message": TOO_MANY_PRESSES}, 429)
+    limit.count(user.id)
     command = request.app.state.keys.command(user.id, chosen, store)
     answer = request.app.state.link.send(store, door, command)  # the door's own answer, never a guess
     context = {"user": user, "store": record, "door": door, "act": chosen, "answer": answer}

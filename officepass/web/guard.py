@@ -16,6 +16,8 @@ from officepass.models import Member
 
 CSRF_KEY = "csrf"
 MEMBER_KEY = "member"
+LANGUAGE_KEY = "lang"
+LANGUAGES = ("ja", "en")  # Japanese first (the guide's own); English by the switch
 
 
 class LoginRequired(Exception):
@@ -34,6 +36,16 @@ def csrf_token(request: Request) -> str:
         token = secrets.token_urlsafe(24)
         request.session[CSRF_KEY] = token
     return token
+
+
+def safe_next(target: str) -> str:
+    """Only a path of this site: never a redirect to another one."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def language(request: Request) -> str:
+    chosen = request.session.get(LANGUAGE_KEY)
+    return chosen if chosen in LANGUAGES else LANGUAGES[0]
 
 
 def check_csrf(request: Request, csrf: Annotated[str, Form()] = "") -> None:
@@ -57,10 +69,11 @@ def operator(user: Annotated[Member, Depends(member)]) -> Member:
     return user
 
 
-class LoginLimit:
-    """At most `attempts` failed logins per client within `window` seconds (monotonic clock)."""
+class AttemptLimit:
+    """At most `attempts` counted attempts per key within `window` seconds (monotonic clock): failed
+    logins per client address, button presses per member."""
 
-    def __init__(self, attempts: int = 5, window: float = 60.0) -> None:
+    def __init__(self, attempts: int, window: float) -> None:
         self.attempts, self.window = attempts, window
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -73,7 +86,7 @@ class LoginLimit:
                 recent.popleft()
             return recent is not None and len(recent) >= self.attempts
 
-    def failed(self, client: str) -> None:
+    def count(self, client: str) -> None:
         with self._lock:
             self._failures.setdefault(client, deque()).append(time.monotonic())
 

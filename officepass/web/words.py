@@ -30,6 +30,8 @@ REFUSED: dict[str, tuple[str, str]] = {
                    "This account is disabled: contact the office."),
     Deny.BUSY: ("混み合っています。もう一度押してください。", "The door is busy: press again."),
 }
+TOO_MANY_PRESSES = ("短時間に何度も押されました。少し待ってからもう一度押してください。",
+                    "Too many presses in a short time: wait a moment, then press again.")
 REFUSED_OTHER = ("ご利用いただけませんでした。もう一度お試しください。",
                  "That did not work: please try again.")
 
@@ -40,6 +42,8 @@ TROUBLE = {
                  "Entering: please use another store and mail the office."),
     "leaving": ("退店時：サポートへお電話ください。", "Leaving: please call support."),
 }
+
+NO_NEWS = ("ドアからの情報はまだありません", "no news from the door yet")
 
 VACANCY = {"○": ("空きあり", "seats free"), "△": ("残りわずか", "one seat left"), "×": ("満席", "full")}
 
