@@ -17,11 +17,17 @@ from hwsim.broker import free_port
 from tests.fake_camera import qr_frame, write_y4m
 from tests.helpers import ROOT
 from tests.rig import wait_for
-from tests.test_officepass_web import DOOR, STORE, Site, site  # noqa: F401  (site is a fixture)
+from tests.test_officepass_web import DOOR, STORE, Site, postgres, site  # noqa: F401  (fixtures)
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev lock")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / ".artifacts" / "browser"
+
+
+@pytest.fixture
+def database(postgres: str) -> str:  # noqa: F811
+    """The browser walks the guide once, on PostgreSQL (the HTTP tests run on both databases)."""
+    return postgres
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from hwsim.broker import Broker
 from officepass.consumer import FleetConsumer
@@ -22,6 +24,7 @@ from officepass.members import add_member, add_store
 from officepass.models import AlarmRecord, LiveSession, ManualCheckout, Member
 from officepass.watch import OfflineWatch
 from officepass.web.app import PRESSES_PER_MINUTE, create_app
+from tests.pg import postgres_cluster
 from tests.procs import BoardProcess, DoorProcess, door_trusting_service
 from tests.rig import wait_for
 from tests.smtp_sink import SmtpSink
@@ -62,12 +65,33 @@ class Site:
         return response.status_code, response.text
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The service's database for one test: a new SQLite file, or a new database in the throwaway
+    PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'officepass.db'}"
+    server = request.getfixturevalue("postgres")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, database: str) -> Iterator[Site]:
     broker = Broker(tmp_path)
     ring = KeyRing(tmp_path / "keys")
     key = ring.new("svc1")
-    url = f"sqlite:///{tmp_path / 'officepass.db'}"
+    url = database
     migrate(url)
     db = sessions(engine_for(url))
     with db.begin() as s:
