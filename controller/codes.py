@@ -40,7 +40,8 @@ MAX_VERSION = 2**63 - 1
 
 # CWT claim keys (RFC 8392) and our private ones.
 _ISS, _SUB, _EXP, _IAT, _CTI = 1, 2, 4, 6, 7
-_STORES, _ACT = "st", "act"
+_STORES, _ACT, _PRESENCE = "st", "act", "pc"
+MAX_PRESENCE_CHARS = 32
 _HDR_ALG, _HDR_KID = 1, 4
 # Nesting deeper than this is never a member code; a low bound keeps hostile input cheap.
 _MAX_CBOR_DEPTH = 8
@@ -64,6 +65,7 @@ class MemberCode:
     act: Act | None
     signed: bytes  # the Sig_structure the signature covers
     signature: bytes
+    presence: str | None = None  # the "pc" claim: the door screen's code the phone scanned (§9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,12 @@ def parse_code(text: str) -> MemberCode:
         if not isinstance(raw_act, str) or raw_act not in Act.__members__.values():
             raise MalformedCode(f"act {raw_act!r} is not one of {', '.join(Act)}")
         act = Act(raw_act)
+    presence: str | None = None
+    if _PRESENCE in claims:
+        raw_presence = claims[_PRESENCE]
+        if not isinstance(raw_presence, str) or not 1 <= len(raw_presence) <= MAX_PRESENCE_CHARS:
+            raise MalformedCode(f"pc must be text of 1-{MAX_PRESENCE_CHARS} characters")
+        presence = raw_presence
     return MemberCode(
         kid=sign1.kid,
         issuer=iss,
@@ -200,6 +208,7 @@ def parse_code(text: str) -> MemberCode:
         act=act,
         signed=sign1.signed,
         signature=sign1.signature,
+        presence=presence,
     )
 
 
@@ -339,6 +348,7 @@ def mint_code(
     cti: bytes,
     stores: list[str] | None = None,
     act: str | None = None,
+    presence: str | None = None,
     tagged: bool = False,
 ) -> str:
     """Sign a code. For tests, benches and `doorctl issue-code`; a door never holds a private key."""
@@ -347,6 +357,8 @@ def mint_code(
         claims[_STORES] = stores
     if act is not None:
         claims[_ACT] = str(act)
+    if presence is not None:
+        claims[_PRESENCE] = presence
     return PREFIX + _sign1(private_key, kid, claims, tagged)
 
 

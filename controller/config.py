@@ -12,6 +12,7 @@ import binascii
 import math
 import re
 import ssl
+import string
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from controller.vocab import Act
 from drivers.gpio import PinWiring
 from drivers.picamera import parse_source
 from drivers.readers import ReaderConfig
@@ -104,6 +106,26 @@ class MqttConfig:
 class StorageConfig:
     path: str
 
+    @property
+    def state_dir(self) -> Path:
+        """Where the journal lives, and beside it the door's other state (the presence secret)."""
+        return Path(self.path).parent
+
+
+@dataclass(frozen=True)
+class PresenceConfig:
+    """Contract §9: the door's screen and the presence its app commands need."""
+
+    url: str  # the §8 door page, {store} and {door} filled in
+    window_seconds: int
+    accept_seconds: int
+    require: frozenset[Act]
+    display: str  # "none" or "fb:/dev/fbN"
+
+    @property
+    def framebuffer(self) -> str | None:
+        return self.display.removeprefix(DISPLAY_FB) if self.display.startswith(DISPLAY_FB) else None
+
 
 @dataclass(frozen=True)
 class Config:
@@ -113,6 +135,7 @@ class Config:
     credentials: CredentialsConfig
     mqtt: MqttConfig | None
     storage: StorageConfig
+    presence: PresenceConfig | None = None
     source_path: Path | None = field(default=None, compare=False)
 
 
@@ -255,12 +278,48 @@ MQTT_FIELDS = {
     "home_assistant": Field(_BOOL, default=False),
 }
 STORAGE_FIELDS = {"path": Field(_STR, default=DEFAULT_STORAGE, check=_nonempty)}
-SECTIONS = {"door", "lock", "reader", "credentials", "mqtt", "storage"}
+DISPLAY_NONE, DISPLAY_FB = "none", "fb:"
+# Acts that free a seat never need presence: a member who already left can still check out.
+NEVER_PRESENCE = (Act.CHECKOUT_BEGIN, Act.CHECKOUT)
+
+
+def _door_url(v: str) -> str | None:
+    if not re.fullmatch(r"https?://[^\s]+", v):
+        return "must be an http:// or https:// URL"
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(v) if name is not None}
+    except ValueError as exc:
+        return f"has a broken {{placeholder}} ({exc})"
+    return None if names <= {"store", "door"} else "may hold only the placeholders {store} and {door}"
+
+
+def _presence_acts(v: list[Any]) -> str | None:
+    if not all(isinstance(a, str) and a in Act.__members__.values() for a in v):
+        return f"must list acts among {', '.join(Act)}"
+    if any(a in NEVER_PRESENCE for a in v):
+        return f"must not hold {' or '.join(NEVER_PRESENCE)}: checking out never needs presence"
+    return None
+
+
+def _display(v: str) -> str | None:
+    if v == DISPLAY_NONE or re.fullmatch(r"fb:/dev/fb[0-9]+", v):
+        return None
+    return f'must be "{DISPLAY_NONE}" or "fb:/dev/fbN"'
+
+
+PRESENCE_FIELDS = {
+    "url": Field(_STR, required=True, check=_door_url),
+    "window_seconds": Field(_INT, default=10, check=_range(5, 60)),
+    "accept_seconds": Field(_INT, default=30, check=_range(5, 300)),
+    "require": Field((list,), default=[Act.CHECK_IN.value, Act.UNLOCK.value], check=_presence_acts),
+    "display": Field(_STR, default=DISPLAY_NONE, check=_display),
+}
+SECTIONS = {"door", "lock", "reader", "credentials", "mqtt", "storage", "presence"}
 PIN_KEYS = ("relay_pin", "door_sensor_pin", "exit_button_pin", "fire_alarm_pin", "lock_sensor_pin")
 
 
 def _type_name(kind: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
+    names = {str: "a string", int: "an integer", bool: "true or false", float: "a number", list: "an array"}
     if kind == _NUM:
         return "a number"
     return " or ".join(names[k] for k in kind)
@@ -359,6 +418,8 @@ def parse_config(doc: dict[str, Any], source_path: Path | None = None) -> Config
         # A relative journal path is relative to the config file, not to wherever doorctl ran.
         storage["path"] = str((source_path.parent / storage["path"]).resolve())
 
+    presence = _presence(r, doc, door)
+
     if r.problems or credentials is None:
         raise ConfigError(r.problems or ["credentials: missing"])
     return Config(
@@ -368,8 +429,26 @@ def parse_config(doc: dict[str, Any], source_path: Path | None = None) -> Config
         credentials=credentials,
         mqtt=None if mqtt is None else _mqtt_config(mqtt),
         storage=StorageConfig(**storage),
+        presence=presence,
         source_path=source_path,
     )
+
+
+def _presence(r: _Reader, doc: dict[str, Any], door: dict[str, Any]) -> PresenceConfig | None:
+    raw = r.section(doc, "presence")
+    if raw is None:
+        return None
+    before = len(r.problems)
+    values = r.table(raw, "presence", PRESENCE_FIELDS)
+    window, accept = values.get("window_seconds"), values.get("accept_seconds")
+    if window is not None and accept is not None and accept < window:
+        r.problems.append("presence.accept_seconds: must be at least presence.window_seconds "
+                          f"({accept} < {window})")
+    if len(r.problems) > before or "store" not in door or "name" not in door:
+        return None
+    return PresenceConfig(url=values["url"].format(store=door["store"], door=door["name"]),
+                          window_seconds=values["window_seconds"], accept_seconds=values["accept_seconds"],
+                          require=frozenset(Act(a) for a in values["require"]), display=values["display"])
 
 
 def _mqtt_config(values: dict[str, Any]) -> MqttConfig:

@@ -52,6 +52,7 @@ from controller.decision import (
 )
 from controller.journal import Journal as JournalFile
 from controller.journal import JournaledEvent, JournalError, UsedCode
+from controller.presence import PresenceCodes
 from controller.vocab import Deny, Side
 from drivers.presentation import PresentationWindow
 
@@ -79,6 +80,7 @@ def policy_for(config: Config) -> Policy:
         unlock_seconds=float(lock.unlock_seconds),
         door_held_seconds=float(lock.door_held_seconds),
         has_lock_sensor=lock.lock_sensor_pin is not None,
+        presence_required=config.presence.require if config.presence is not None else frozenset(),
     )
 
 
@@ -117,6 +119,7 @@ class DoorCore:
         relay: RelayPort,
         clock: DoorClock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        presence: PresenceCodes | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
@@ -124,6 +127,9 @@ class DoorCore:
         self.clock = clock or DoorClock(journal.time_floor())
         self.clock.raise_floor(journal.time_floor())
         self.policy = policy_for(config)
+        # The codes the door's screen shows (contract §9); None without [presence] or its secret,
+        # and then no command carries presence.
+        self.presence = presence
         self.verifier = verifier_for(config)
         self.state: DoorState = journal.load_state()
         self._committed: DoorState = self.state  # what the journal holds
@@ -173,7 +179,8 @@ class DoorCore:
             # at the broker for minutes: it refuses rather than guess (contract §4).
             return self._decide(CodeRejected(Deny.CLOCK_UNSYNCED, side, code.member, code.cti), code, reader)
         self.clock.raise_floor(code.iat)
-        return self._decide(CodeRequest(code.member, side, code.act, code.cti), code, reader)
+        present = self.presence is not None and self.presence.accepts(code.presence, door_time)
+        return self._decide(CodeRequest(code.member, side, code.act, code.cti, present), code, reader)
 
     def handle(self, inp: Input) -> Handled:
         """A pin edge, reader or journal health, a relay trip, a tick."""

@@ -36,6 +36,8 @@ from controller.decision import (
     Sensed,
 )
 from controller.journal import Journal, JournalError, rfc3339
+from controller.presence import PresenceCodes, PresenceSecretError, load_secret
+from controller.presence_display import PresenceDisplay
 from controller.reactor import Reactor
 from controller.sdnotify import Notifier
 from controller.status_socket import StatusServer, status_socket_path
@@ -116,10 +118,11 @@ class DoorDaemon:
         if self.journal.unavailable is not None:
             log.error("the journal cannot be opened, the door runs degraded (codes refused, exit button "
                       "and fire work) and retries it every second: %s", self.journal.unavailable)
-        self.core = DoorCore(config, self.journal, self.guard)
+        self.core = DoorCore(config, self.journal, self.guard, presence=self._presence_codes(config))
         self.readers = [platform.make_reader(r) for r in config.readers]
         self.cloud: CloudSync | None = None
         self._cloud_problem: str | None = None
+        self._display_problem: str | None = None
         if config.mqtt is not None:
             try:
                 credentials = load_mqtt_credentials(config.mqtt)
@@ -133,11 +136,48 @@ class DoorDaemon:
                 cloud = self.cloud
                 self.core.listeners.append(lambda _events: cloud.drain())
                 self.core.on_publish.append(cloud.state_changed)
+        self.display = self._presence_display(config, platform)
         usec = os.environ.get("WATCHDOG_USEC", "")
         # Ping at half the interval systemd asked for (1 s when not under a watchdog).
         self._ping_every = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 1.0
         self._last_ping = 0.0
         self._armed_due: float | None = None
+
+    @staticmethod
+    def _presence_codes(config: Config) -> PresenceCodes | None:
+        presence = config.presence
+        if presence is None:
+            return None
+        try:
+            secret = load_secret(config.storage.state_dir)
+        except PresenceSecretError as exc:
+            # Without its secret the door cannot tell a fresh scan: app commands that need presence
+            # are refused not_present; codes at the door and the exit button work as ever.
+            log.error("presence codes unavailable, app commands needing presence are refused: %s", exc)
+            return None
+        return PresenceCodes(secret, config.door.store, config.door.name, presence.window_seconds,
+                             presence.accept_seconds)
+
+    def _presence_display(self, config: Config, platform: Platform) -> PresenceDisplay | None:
+        if config.presence is None or config.presence.framebuffer is None:
+            return None
+        try:
+            screen = platform.make_screen(config.presence.framebuffer)
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.error("the door's screen cannot be used, the door works without it (doorctl doctor): %s", exc)
+            self._display_problem = str(exc)
+            return None
+        cloud = self.cloud
+        return PresenceDisplay(screen, self.core.presence, config.presence.url, config.door.store,
+                               config.door.name, self.core.clock.now,
+                               online=lambda: cloud is not None and cloud.connected)
+
+    def _display_view(self) -> str | None:
+        if self.config.presence is None or self.config.presence.framebuffer is None:
+            return None
+        if self.display is None:
+            return f"not started: {self._display_problem}"
+        return f"fault: {self.display.problem}" if self.display.problem else "ok"
 
     # --- views ----------------------------------------------------------------------------
 
@@ -167,6 +207,7 @@ class DoorDaemon:
             **self._journal_view(),
             "unjournaled": self.core.unjournaled,
             "cloud": self._cloud_view(),
+            "display": self._display_view(),
             "platform": self.platform.name,
         }
 
@@ -328,6 +369,8 @@ class DoorDaemon:
         self._start_readers()
         if self.cloud is not None:
             self.cloud.start()
+        if self.display is not None:
+            self.display.start()
         synced, detail = kernel_clock_state()
         if synced is None:
             log.error("cannot read the clock's NTP state (%s): app commands will be refused "
@@ -339,6 +382,8 @@ class DoorDaemon:
             self.reactor.run()
         finally:
             self.guard.force_off()
+            if self.display is not None:
+                self.display.stop()
             status_server.close()
             if self.cloud is not None:
                 self.cloud.stop()

@@ -52,6 +52,8 @@ class Policy:
     unlock_seconds: float
     door_held_seconds: float
     has_lock_sensor: bool
+    # Acts an app command may ask only with a code the door's screen showed lately (contract §9).
+    presence_required: frozenset[Act] = frozenset()
 
     @property
     def warning_lead_seconds(self) -> float:
@@ -163,6 +165,8 @@ class CodeRequest:
     side: Side
     act: Act | None = None
     cti: bytes | None = None
+    # The verifier's finding: the command carried a presence code the door showed lately (§9).
+    present: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +471,13 @@ def _code_request(draft: _Draft, req: CodeRequest, now: Now, policy: Policy) -> 
         draft.emit(EventType.DENIED, source, member, reason, **base)
         draft.reply = Decision(False, reason=reason)
 
+    # Without an act, the reader's side says what the member means.
+    act = req.act or (Act.CHECK_IN if req.side is Side.ENTRY else Act.UNLOCK)
+    if req.side is Side.REMOTE and act in policy.presence_required and not req.present:
+        # Contract §9, right after `replayed` in the verifier's order: the phone did not scan this
+        # door's screen lately. A code shown to a camera never needs it (the door sees the phone).
+        deny(Deny.NOT_PRESENT)
+        return
     if not draft.state.journal_ok:
         # Nothing may take effect that the journal does not hold (contract §3); the denial itself is
         # logged, and journaled if the disk comes back.
@@ -474,8 +485,6 @@ def _code_request(draft: _Draft, req: CodeRequest, now: Now, policy: Policy) -> 
         return
     draft.gates = True
     session = draft.state.sessions.get(member)
-    # Without an act, the reader's side says what the member means.
-    act = req.act or (Act.CHECK_IN if req.side is Side.ENTRY else Act.UNLOCK)
 
     if session is None:
         if act is not Act.CHECK_IN:

@@ -50,6 +50,8 @@ class Deny(StrEnum):
     WRONG_STORE = "wrong_store"
     REVOKED = "revoked"
     REPLAYED = "replayed"
+    # A command for an act that needs presence (contract §9) without a code the door showed lately.
+    NOT_PRESENT = "not_present"
     # From the session rules (§3) and the door's own condition.
     FULL = "full"
     NOT_CHECKED_IN = "not_checked_in"
@@ -71,6 +73,7 @@ VERIFIER_ORDER: tuple[Deny, ...] = (
     Deny.WRONG_STORE,
     Deny.REVOKED,
     Deny.REPLAYED,
+    Deny.NOT_PRESENT,
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from gpiozero.pins import Factory
 
+from drivers.display import FramebufferScreen, Screen
 from drivers.gpio import PinWiring
 from drivers.readers import CodeReader, ReaderConfig
 
@@ -35,11 +36,17 @@ def real_reader(reader: ReaderConfig) -> CodeReader:
     return CameraReader(reader.name, reader.side, reader.source)
 
 
+def real_screen(framebuffer: str) -> Screen:
+    """The framebuffer device (`/dev/fbN`); DisplayError names what is wrong with it."""
+    return FramebufferScreen(framebuffer)
+
+
 @dataclass
 class Platform:
     pin_factory: Factory
     name: str
     make_reader: Callable[[ReaderConfig], CodeReader] = real_reader
+    make_screen: Callable[[str], Screen] = real_screen
     # Resources to release on exit (a simulated board served from this process, ...).
     closers: list[Any] = field(default_factory=list)
 
@@ -100,7 +107,11 @@ def sim_platform(wiring: PinWiring, readers: tuple[ReaderConfig, ...], socket_pa
                                 frames="hwsim.camera:frames")
         return real_reader(reader)
 
-    return Platform(runtime.sim_factory(link), f"sim:{socket_path}", make_reader, closers)
+    def make_screen(framebuffer: str) -> Screen:
+        screen: Screen = runtime.SimScreen(socket_path)  # the board keeps what the panel would show
+        return screen
+
+    return Platform(runtime.sim_factory(link), f"sim:{socket_path}", make_reader, make_screen, closers)
 
 
 def select_platform(

@@ -13,6 +13,7 @@ from controller.config import Config
 from controller.core import DoorCore
 from controller.decision import ExitButton
 from controller.journal import Journal
+from controller.presence import PresenceCodes
 from controller.vocab import Alarm, Deny, Side
 from tests.helpers import NOW, code, make_config
 from tests.rig import Relay
@@ -31,10 +32,11 @@ class Clock:
         return self.t
 
 
-def make_core(config: Config, wall: Clock, mono: Clock, relay: Relay, synced: bool = True) -> DoorCore:
+def make_core(config: Config, wall: Clock, mono: Clock, relay: Relay, synced: bool = True,
+              presence: PresenceCodes | None = None) -> DoorCore:
     journal = Journal(config.storage.path)
     clock = DoorClock(journal.time_floor(), wall=wall, monotonic=mono, synced_probe=lambda: synced)
-    return DoorCore(config, journal, relay.guard, clock, monotonic=mono)
+    return DoorCore(config, journal, relay.guard, clock, monotonic=mono, presence=presence)
 
 
 DOOR = {"store": "shinjuku-3", "name": "main", "seats": 2, "session_limit_minutes": 60,

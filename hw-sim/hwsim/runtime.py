@@ -15,11 +15,12 @@ from drivers.readers import ReaderConfig
 from hwsim.board import SimBoard, Wiring
 from hwsim.pins import SimFactory
 from hwsim.readers import SimReaders, camera_is_simulated, serial_link_path
+from hwsim.screen import ScreenState, SimScreen
 from hwsim.server import BoardLink, BoardServer, LocalLink, RemoteLink, board_answers
 
 # What drivers.platform (the one startup choice) uses of the simulator.
-__all__ = ["attach_or_host", "board_answers", "camera_is_simulated", "host_board", "serial_link_path",
-           "sim_factory"]
+__all__ = ["SimScreen", "attach_or_host", "board_answers", "camera_is_simulated", "host_board",
+           "serial_link_path", "sim_factory"]
 
 log = logging.getLogger("hwsim")
 
@@ -52,6 +53,7 @@ def host_board(pins: PinWiring, readers: Sequence[ReaderConfig], path: Path) -> 
     server = BoardServer(board, path)
     sim_readers = SimReaders(readers, path)
     server.extra_ops.update(sim_readers.ops())
+    server.extra_ops.update(ScreenState().ops())
     server.stream_ops.update(sim_readers.stream_ops())
     server.readers = sim_readers
     server.start()

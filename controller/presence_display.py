@@ -1,0 +1,80 @@
+"""Keeps the door's screen current (contract §9): the QR of `{url}?pc={code}` for the window, the
+store, and a bar for the time the code has left; with the cloud link down, the QR hidden and the
+reason shown (an app command could not reach the door). Its own thread: a slow or broken panel
+never holds up the door, and it only reads the door's clock and the cloud link's state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from controller.presence import PresenceCodes, screen_url
+from controller.signage import Picture, render_screen
+from drivers.display import Screen
+
+log = logging.getLogger("doorctl.display")
+
+BAR_STEPS = 48  # the bar moves this many times per window: a new picture only when it does
+LOOK_SECONDS = 0.05
+
+
+class PresenceDisplay:
+    def __init__(self, screen: Screen, codes: PresenceCodes | None, door_url: str, store: str, door: str,
+                 door_time: Callable[[], float], online: Callable[[], bool]) -> None:
+        self.screen, self.codes, self.door_url = screen, codes, door_url
+        self.store, self.door = store, door
+        self._door_time, self._online = door_time, online
+        self._shown: tuple[str | None, int] | None = None
+        self.problem: str | None = None  # why the last picture did not reach the screen
+        self.frames = 0  # pictures put on the screen (the benchmark counts them)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="presence-display", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.screen.close()
+
+    def picture(self) -> tuple[Picture, str | None] | None:
+        """The picture due now, or None when the screen already shows it."""
+        t = self._door_time()
+        text: str | None = None
+        step = 0
+        if self.codes is not None and self._online():
+            text = screen_url(self.door_url, self.codes.current(t))
+            step = int(self.codes.seconds_left(t) / self.codes.window_seconds * BAR_STEPS)
+        if (text, step) == self._shown:
+            return None
+        self._shown = (text, step)
+        image = render_screen(self.screen.width, self.screen.height, self.store, self.door, text,
+                              step / BAR_STEPS)
+        return image, text
+
+    def refresh(self) -> None:
+        due = self.picture()
+        if due is None:
+            return
+        try:
+            self.screen.show(*due)
+        except (OSError, ValueError) as exc:
+            self._shown = None  # try again at the next look
+            if str(exc) != self.problem:
+                log.error("the door's screen does not take pictures: %s", exc)
+                self.problem = str(exc)
+            return
+        if self.problem is not None:
+            log.info("the door's screen works again")
+            self.problem = None
+        self.frames += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(LOOK_SECONDS):
+            try:
+                self.refresh()
+            except Exception:  # a bug here must not end the screen for good
+                log.exception("screen refresh failed")
+                self._stop.wait(1.0)

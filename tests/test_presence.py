@@ -1,0 +1,207 @@
+"""Presence codes (contract §9): the codes and their window arithmetic, the secret file, the
+configuration, the pure decision with presence, the door core with real commands, and the
+framebuffer driver written to a file standing in for /dev/fb0 and read back through the door's own
+QR decoder."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.codes import MalformedCode, mint_code, parse_code
+from controller.config import ConfigError
+from controller.decision import CodeRequest, DoorState, Session, next_state
+from controller.presence import PresenceCodes, PresenceSecretError, load_secret, screen_url
+from controller.signage import render_screen
+from controller.vocab import Act, Deny, SessionState, Side
+from drivers.decode import DecodePipeline
+from drivers.display import DisplayError, FramebufferScreen, read_geometry, unpack
+from tests.helpers import NOW, PRIVATE, code, make_config
+from tests.rig import Relay
+from tests.test_core import Clock, make_core
+from tests.test_decision import POLICY, T0, at, relay_effects
+
+SECRET = bytes(range(32))
+PRESENCE = {"url": "https://pass.example/s/{store}/{door}", "window_seconds": 10, "accept_seconds": 30}
+
+
+def codes(store: str = "shinjuku-3", door: str = "main") -> PresenceCodes:
+    return PresenceCodes(SECRET, store, door, 10, 30)
+
+
+def test_the_code_is_the_contracts_hmac() -> None:
+    t = 1_800_000_005.0
+    n = int(t // 10)
+    digest = hmac.new(SECRET, f"shinjuku-3/main/{n}".encode(), hashlib.sha256).digest()
+    assert codes().current(t) == base64.b32encode(digest).decode()[:10]
+    assert len(codes().current(t)) == 10 and codes().current(t) != codes().current(t + 10)
+    assert codes().seconds_left(t) == pytest.approx(5.0)
+    assert "000102" not in repr(codes()) and "secret" not in repr(codes()).lower()
+
+
+def test_a_code_is_accepted_while_its_window_overlaps_the_last_accept_seconds() -> None:
+    shown_at = 1_800_000_003.0  # window [..000, ..010)
+    shown = codes().current(shown_at)
+    assert codes().accepts(shown, shown_at)
+    assert codes().accepts(shown, shown_at + 36.9), "the window ended 30 s before ..040: still overlaps"
+    assert not codes().accepts(shown, shown_at + 37.0), "a photo from over half a minute before"
+    assert not codes().accepts(shown, shown_at - 10), "not a code of the future"
+    assert not codes().accepts(codes(door="back").current(shown_at), shown_at), "another door's code"
+    assert not codes().accepts(None, shown_at) and not codes().accepts("", shown_at)
+    assert screen_url("https://p.example/s/a/b", "ABC") == "https://p.example/s/a/b?pc=ABC"
+    assert screen_url("https://p.example/d?x=1", "ABC") == "https://p.example/d?x=1&pc=ABC"
+
+
+def test_the_secret_is_made_once_0600_and_never_loose(tmp_path: Path) -> None:
+    first = load_secret(tmp_path)
+    path = tmp_path / "presence.key"
+    assert len(first) == 32 and oct(path.stat().st_mode & 0o777) == "0o600"
+    os.chmod(path, 0o644)
+    assert load_secret(tmp_path) == first and oct(path.stat().st_mode & 0o777) == "0o600"
+    path.write_bytes(b"short")
+    with pytest.raises(PresenceSecretError, match=r"presence\.key: the presence secret is 5 bytes"):
+        load_secret(tmp_path)
+    with pytest.raises(PresenceSecretError, match="cannot create"):
+        load_secret(tmp_path / "missing-dir")
+
+
+def test_presence_config_names_each_bad_key(tmp_path: Path) -> None:
+    config = make_config(tmp_path, presence=dict(PRESENCE))
+    assert config.presence is not None
+    assert config.presence.url == "https://pass.example/s/shinjuku-3/main"
+    assert config.presence.require == {Act.CHECK_IN, Act.UNLOCK} and config.presence.framebuffer is None
+    with pytest.raises(ConfigError) as caught:
+        make_config(tmp_path, presence={"url": "ftp://x/{shop}", "window_seconds": 4, "accept_seconds": 400,
+                                        "require": ["check_in", "checkout"], "display": "hdmi", "colour": 1})
+    text = str(caught.value)
+    for problem in ("presence.url: must be an http:// or https:// URL",
+                    "presence.window_seconds: must be at least 5",
+                    "presence.accept_seconds: must be at most 300",
+                    "presence.require: must not hold checkout_begin",
+                    'presence.display: must be "none" or "fb:/dev/fbN"', "presence.colour: unknown key"):
+        assert problem in text
+    with pytest.raises(ConfigError, match=r"accept_seconds: must be at least presence\.window_seconds"):
+        make_config(tmp_path, presence={**PRESENCE, "window_seconds": 20, "accept_seconds": 10})
+    with pytest.raises(ConfigError, match=r"presence.url: may hold only the placeholders"):
+        make_config(tmp_path, presence={**PRESENCE, "url": "https://p.example/{shop}"})
+    with pytest.raises(ConfigError, match=r"presence\.url: required key is missing"):
+        make_config(tmp_path, presence={})
+
+
+def test_the_pc_claim_is_text_of_1_to_32_characters() -> None:
+    def minted(pc: object) -> str:
+        return mint_code(PRIVATE["k1"], kid="k1", issuer="officepass", member="m-1", iat=NOW, exp=NOW + 60,
+                         cti=secrets.token_bytes(16), act="check_in", presence=pc)  # type: ignore[arg-type]
+
+    assert parse_code(minted("ABCDEFGHIJ")).presence == "ABCDEFGHIJ"
+    for bad in (12345, "", "X" * 33, b"ABCDEFGHIJ"):
+        with pytest.raises(MalformedCode, match="pc must be text of 1-32 characters"):
+            parse_code(minted(bad))
+
+
+PRESENT = replace(POLICY, presence_required=frozenset({Act.CHECK_IN, Act.UNLOCK}))
+
+
+@pytest.mark.parametrize("act", [Act.CHECK_IN, Act.UNLOCK])
+def test_the_pure_function_refuses_an_app_unlock_without_presence(act: Act) -> None:
+    inside = [Session("m1", SessionState.CHECKED_IN, T0, T0 + 7200)]
+    state = DoorState.restored(inside if act is Act.UNLOCK else [])
+    refused = next_state(state, CodeRequest("m1", Side.REMOTE, act, b"c" * 8, present=False), at(5), PRESENT)
+    assert refused.decision is not None and refused.decision.reason is Deny.NOT_PRESENT
+    assert [e.type for e in refused.events] == ["denied"] and refused.state.sessions == state.sessions
+    assert not relay_effects([refused])
+    accepted = next_state(state, CodeRequest("m1", Side.REMOTE, act, b"c" * 8, present=True), at(5), PRESENT)
+    assert accepted.decision is not None and accepted.decision.ok and accepted.decision.unlock
+
+
+def test_checking_out_and_codes_at_the_door_never_need_presence() -> None:
+    inside = DoorState.restored([Session("m1", SessionState.CHECKED_IN, T0, T0 + 7200)])
+    for act in (Act.CHECKOUT_BEGIN, Act.CHECKOUT):
+        step = next_state(inside, CodeRequest("m1", Side.REMOTE, act, b"c" * 8), at(5), PRESENT)
+        assert step.decision is not None and step.decision.ok, act
+    camera = next_state(DoorState.restored([]), CodeRequest("m1", Side.ENTRY, None, b"c" * 8), at(5), PRESENT)
+    assert camera.decision is not None and camera.decision.ok and camera.decision.unlock
+    no_presence = next_state(DoorState.restored([]), CodeRequest("m1", Side.REMOTE, Act.CHECK_IN, b"c" * 8),
+                             at(5), POLICY)
+    assert no_presence.decision is not None and no_presence.decision.ok, "without [presence] nothing changes"
+
+
+def test_the_door_core_checks_the_claim_against_what_its_screen_showed(tmp_path: Path) -> None:
+    config = make_config(tmp_path, presence=dict(PRESENCE))
+    wall, mono = Clock(NOW), Clock(100.0)
+    relay = Relay(config)
+    core = make_core(config, wall, mono, relay, presence=codes())
+    try:
+        def command(act: str, pc: str | None, member: str = "m-1") -> tuple[bool, str | None]:
+            text = mint_code(PRIVATE["k1"], kid="k1", issuer="officepass", member=member, iat=int(wall.t),
+                             exp=int(wall.t) + 60, cti=secrets.token_bytes(16), act=act, presence=pc)
+            decision = core.present(text, "cloud", Side.REMOTE).decision
+            assert decision is not None
+            return decision.ok, decision.reason
+
+        photo = codes().current(wall.t)  # a member photographs the screen
+        wall.t += 60
+        mono.t += 60
+        assert command("check_in", photo) == (False, Deny.NOT_PRESENT), "the photo is a minute old"
+        assert command("check_in", None) == (False, Deny.NOT_PRESENT)
+        assert command("check_in", codes(door="back").current(wall.t)) == (False, Deny.NOT_PRESENT)
+        assert command("check_in", codes().current(wall.t)) == (True, None), "scanned just now"
+        assert command("checkout", None) == (True, None), "checking out never needs presence"
+        assert core.present(code("m-2"), "front", Side.ENTRY).decision.ok, "a code at the camera"  # type: ignore[union-attr]
+        denied = [e for e in core.journal.recent_events(20) if e.type == "denied"]
+        assert {e.reason for e in denied} == {Deny.NOT_PRESENT}
+    finally:
+        relay.close()
+
+
+def _fake_fb(tmp_path: Path, width: int, height: int, bpp: int, pad: int = 0) -> tuple[str, Path]:
+    sysfs = tmp_path / "sys"
+    (sysfs / "fb0").mkdir(parents=True)
+    stride = width * bpp // 8 + pad
+    (sysfs / "fb0" / "virtual_size").write_text(f"{width},{height}\n")
+    (sysfs / "fb0" / "bits_per_pixel").write_text(f"{bpp}\n")
+    (sysfs / "fb0" / "stride").write_text(f"{stride}\n")
+    device = tmp_path / "fb0"
+    device.write_bytes(b"\0" * stride * height)
+    return str(device), sysfs
+
+
+@pytest.mark.parametrize(("bpp", "pad"), [(16, 0), (32, 0), (16, 64)])
+def test_the_framebuffer_shows_a_code_the_door_reads_back(tmp_path: Path, bpp: int, pad: int) -> None:
+    device, sysfs = _fake_fb(tmp_path, 480, 320, bpp, pad)
+    screen = FramebufferScreen(device, sysfs)
+    url = screen_url("https://pass.example/s/shinjuku-3/main", codes().current(NOW))
+    picture = render_screen(screen.width, screen.height, "shinjuku-3", "main", url, 0.5)
+    screen.show(picture, url)
+    screen.close()
+    geometry = read_geometry(device, sysfs)
+    back = unpack(Path(device).read_bytes(), geometry)
+    tolerance = 8 if bpp == 16 else 0  # RGB565 keeps 5-6 bits a channel
+    assert np.abs(back.astype(int) - picture.astype(int)).max() <= tolerance
+    assert DecodePipeline().decode(back[..., ::-1].copy()) == [url]
+
+
+def test_a_framebuffer_that_cannot_be_used_is_named(tmp_path: Path) -> None:
+    device, sysfs = _fake_fb(tmp_path, 480, 320, 24)
+    with pytest.raises(DisplayError, match=r"bits_per_pixel: 24 bits per pixel"):
+        FramebufferScreen(device, sysfs)
+    with pytest.raises(DisplayError, match=r"fb7/virtual_size: cannot read"):
+        FramebufferScreen(str(tmp_path / "fb7"), sysfs)
+    device, sysfs = _fake_fb(tmp_path / "b", 480, 320, 32)
+    os.chmod(device, 0o000)
+    if os.geteuid() != 0:  # root opens it anyway
+        with pytest.raises(DisplayError, match="cannot open"):
+            FramebufferScreen(device, sysfs)
+    os.chmod(device, 0o600)
+    screen = FramebufferScreen(device, sysfs)
+    with pytest.raises(ValueError, match="image is"):
+        screen.show(np.zeros((10, 10, 3), dtype=np.uint8), None)
+    screen.close()
