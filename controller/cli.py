@@ -255,6 +255,40 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_poster(args: argparse.Namespace) -> int:
+    """The static poster for a door without a screen: A5, the store, the QR of the door's page
+    (contract §8, without a presence code) and the guide's line; PDF or PNG by the file's name."""
+    import cv2
+
+    from controller.pdf import picture_pdf
+    from controller.signage import A5_MM, render_poster
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    url = args.url or (config.presence.url if config.presence is not None else None)
+    if url is None:
+        print("doorctl poster: the door's page address comes from presence.url in the config, or --url",
+              file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out)
+    kind = out.suffix.lower()
+    if kind not in (".pdf", ".png"):
+        print(f"doorctl poster: {out} must end in .pdf or .png", file=sys.stderr)
+        return EXIT_USAGE
+    picture = render_poster(config.door.store, config.door.name, url)
+    try:
+        if kind == ".pdf":
+            out.write_bytes(picture_pdf(picture, A5_MM))
+        elif not cv2.imwrite(str(out), picture):
+            raise OSError("the PNG encoder refused it")
+    except OSError as exc:
+        print(f"doorctl poster: cannot write {out}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{out}: A5 poster for {config.door.store}/{config.door.name} -> {url}")
+    return EXIT_OK
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     """Run the door's decode pipeline on still images: one line per image."""
     import json
@@ -366,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line: image, text, ms")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("poster", help="the printable A5 poster with the door's QR (PDF or PNG)")
+    with_config(p)
+    p.add_argument("--out", required=True, help="poster.pdf or poster.png")
+    p.add_argument("--url", help="the door's page (default: presence.url of the config)")
+    p.set_defaults(func=cmd_poster)
 
     p = sub.add_parser("doctor", help="check config, keys, clock, broker, readers, GPIO, disk, power")
     with_config(p)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from controller.clock import kernel_clock_synced
 from controller.config import Config, ConfigError, load_config, load_mqtt_credentials
+from controller.presence import SECRET_FILE
+from drivers.display import SYSFS_GRAPHICS, DisplayError, read_geometry
 
 if TYPE_CHECKING:
     from drivers.picamera import PicameraSource
@@ -210,6 +212,44 @@ def check_power() -> Finding:
     return Finding("ok", "power: no undervoltage")
 
 
+def check_display(config: Config, sysfs: Path = SYSFS_GRAPHICS) -> list[Finding]:
+    """The presence screen (contract §9): its framebuffer, and a secret kept to the door's user."""
+    presence = config.presence
+    if presence is None:
+        return []
+    found: list[Finding] = []
+    secret = config.storage.state_dir / SECRET_FILE
+    if secret.exists() and secret.stat().st_mode & 0o077:
+        found.append(Finding("fail", f"presence secret {secret} is readable by others",
+                             f"chmod 600 {secret} (the door also fixes it at start)"))
+    if presence.framebuffer is None:
+        if presence.require:
+            acts = ", ".join(sorted(presence.require))
+            found.append(Finding("warn", f"presence: no screen (display none), yet {acts} from the app need "
+                                 "a scanned code: those commands are always refused not_present",
+                                 'set presence.display = "fb:/dev/fbN", or presence.require = [] with a '
+                                 "printed poster (doorctl poster)"))
+        else:
+            found.append(Finding("ok", "presence: no screen; the printed poster serves (doorctl poster)"))
+        return found
+    try:
+        geometry = read_geometry(presence.framebuffer, sysfs)
+    except DisplayError as exc:
+        found.append(Finding("fail", f"screen {presence.framebuffer}: {exc}",
+                             "connect and enable the panel (HDMI, DSI, or its fbtft overlay in "
+                             "/boot/firmware/config.txt), then reboot"))
+        return found
+    if not os.access(presence.framebuffer, os.W_OK):
+        found.append(Finding("fail", f"screen {presence.framebuffer}: cannot be written by this user",
+                             "add the door's user to the video group (scripts/install-pi.sh does it: "
+                             "usermod -a -G video doorctl)"))
+        return found
+    format_name = "RGB565" if geometry.bits_per_pixel == 16 else "XRGB8888"
+    size = f"{geometry.width}x{geometry.height}"
+    found.append(Finding("ok", f"screen {presence.framebuffer}: {size} {format_name}"))
+    return found
+
+
 def check_daemon(config: Config) -> list[Finding]:
     """The running daemon's own view: its alarms, each with what to do."""
     from controller.status_socket import ALARM_ADVICE, query, status_problem, status_socket_path
@@ -233,7 +273,8 @@ def run_doctor(path: str, out: Callable[[str], None] = print) -> int:
     config, findings = check_config(path)
     if config is not None:
         findings += [check_keys(config), *check_clock(config), check_broker(config), *check_readers(config),
-                     check_gpio(), check_disk(config), check_power(), *check_daemon(config)]
+                     *check_display(config), check_gpio(), check_disk(config), check_power(),
+                     *check_daemon(config)]
     for f in findings:
         out(f"{f.level:<5} {f.what}" + (f"\n      fix: {f.fix}" if f.fix and f.level != "ok" else ""))
     return 1 if any(f.level == "fail" for f in findings) else 0
