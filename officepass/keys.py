@@ -94,12 +94,15 @@ class KeyRing:
         return mint_code(self._private(kid), kid=kid, issuer=self.issuer, member=member, iat=iat,
                          exp=iat + CODE_TTL_SECONDS, cti=secrets.token_bytes(16), stores=stores)
 
-    def command(self, member: str, act: Act, store: str, *, now: int | None = None) -> str:
-        """One app button press as a command for that store's doors (contract §4)."""
+    def command(self, member: str, act: Act, store: str, *, presence: str | None = None,
+                now: int | None = None) -> str:
+        """One app button press as a command for that store's doors (contract §4), carrying the
+        presence code the member's phone scanned at the door, if any (claim "pc", §9)."""
         iat = int(time.time()) if now is None else now
         kid = self.active_kid()
         return mint_code(self._private(kid), kid=kid, issuer=self.issuer, member=member, iat=iat,
-                         exp=iat + COMMAND_TTL_SECONDS, cti=secrets.token_bytes(16), stores=[store], act=act)
+                         exp=iat + COMMAND_TTL_SECONDS, cti=secrets.token_bytes(16), stores=[store], act=act,
+                         presence=presence)
 
     def revocation(self, version: int, members: list[str], *, now: int | None = None) -> str:
         kid = self.active_kid()

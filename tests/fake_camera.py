@@ -32,3 +32,16 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
             out.write(b"FRAME\n")
             out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
     return path
+
+
+def screen_frame(png: bytes) -> np.ndarray:
+    """A phone held up to the door's screen: the screen's picture in the middle of the view."""
+    screen = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_COLOR)
+    scale = min((WIDTH - 40) / screen.shape[1], (HEIGHT - 40) / screen.shape[0], 1.0)
+    if scale < 1.0:
+        screen = cv2.resize(screen, (int(screen.shape[1] * scale), int(screen.shape[0] * scale)),
+                            interpolation=cv2.INTER_AREA)
+    frame = np.full((HEIGHT, WIDTH, 3), 60, dtype=np.uint8)  # the dark wall around the panel
+    top, left = (HEIGHT - screen.shape[0]) // 2, (WIDTH - screen.shape[1]) // 2
+    frame[top:top + screen.shape[0], left:left + screen.shape[1]] = screen
+    return frame

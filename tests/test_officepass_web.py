@@ -8,7 +8,9 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -37,9 +39,9 @@ SUPPORT = "support@pass.test"
 
 class Site:
     def __init__(self, client: TestClient, board: BoardProcess, db: object, app: object, mailbox: SmtpSink,
-                 door: DoorProcess) -> None:
+                 door: DoorProcess, broker: Broker) -> None:
         self.client, self.board, self.db, self.app = client, board, db, app
-        self.mailbox, self.door = mailbox, door
+        self.mailbox, self.door, self.broker = mailbox, door, broker
 
     def as_member(self, member: str, password: str) -> None:
         self.client.cookies.clear()
@@ -88,6 +90,14 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def site(tmp_path: Path, database: str) -> Iterator[Site]:
+    with running_site(tmp_path, database) as running:
+        yield running
+
+
+@contextmanager
+def running_site(tmp_path: Path, database: str, **door_sections: Any) -> Iterator[Site]:
+    """The service (HTTP app, fleet consumer, door link, support mail, offline watch) with a real
+    broker and a real `doorctl run --sim` trusting its key; `door_sections` add to the door's config."""
     broker = Broker(tmp_path)
     ring = KeyRing(tmp_path / "keys")
     key = ring.new("svc1")
@@ -103,7 +113,7 @@ def site(tmp_path: Path, database: str) -> Iterator[Site]:
     board, door = door_trusting_service(
         tmp_path, broker.port, key.kid, key.public_b64, door={"store": STORE, "name": DOOR, "seats": 2},
         lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "lock_sensor_pin": "GPIO24",
-              "unlock_seconds": 1})
+              "unlock_seconds": 1}, **door_sections)
     mailbox = SmtpSink()
     mail = SupportMail(db, "127.0.0.1", mailbox.port, "officepass@pass.test", SUPPORT, "http://pass.test")
     mail.start()
@@ -115,16 +125,18 @@ def site(tmp_path: Path, database: str) -> Iterator[Site]:
     link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
     assert link.start()
     app = create_app(db, ring, link, "test-secret-" + "x" * 32, secure_cookie=False)
-    with TestClient(app) as client:
-        yield Site(client, board, db, app, mailbox, door)
-    link.stop()
-    watch.stop()
-    consumer.stop()
-    mail.stop()
-    mailbox.stop()
-    door.stop()
-    board.close()
-    broker.stop()
+    try:
+        with TestClient(app) as client:
+            yield Site(client, board, db, app, mailbox, door, broker)
+    finally:
+        link.stop()
+        watch.stop()
+        consumer.stop()
+        mail.stop()
+        mailbox.stop()
+        door.stop()
+        board.close()
+        broker.stop()
 
 
 def test_the_guide_end_to_end(site: Site) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Annotated
 
 import segno
@@ -10,13 +11,14 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from controller.vocab import Act
+from controller.vocab import Act, Deny
 from officepass.models import LiveSession, StoreRecord, StoreSeats
 from officepass.web.guard import DB, AttemptLimit, CurrentMember, check_csrf
 from officepass.web.pages import render
 from officepass.web.words import DONE, REFUSED, REFUSED_OTHER, SCAN, TOO_MANY_PRESSES, TROUBLE
 
 router = APIRouter()
+PRESENCE_RE = re.compile(r"[A-Za-z0-9]{1,32}")
 # Acts after which the door's lock must move: the page then watches for an unlock_fault.
 OPENING = frozenset({Act.CHECK_IN, Act.UNLOCK})
 
@@ -37,19 +39,26 @@ def _buttons(live: LiveSession | None) -> list[Act]:
     return [Act.UNLOCK, Act.CHECKOUT_BEGIN]
 
 
+def _presence(pc: str) -> str | None:
+    """A presence code from the door's QR (§9), passed on as it came; anything else is dropped."""
+    return pc if PRESENCE_RE.fullmatch(pc) else None
+
+
 @router.get("/s/{store}/{door}", response_class=HTMLResponse)
-def door_page(request: Request, store: str, door: str, user: CurrentMember, session: DB) -> Response:
+def door_page(
+    request: Request, store: str, door: str, user: CurrentMember, session: DB, pc: str = ""
+) -> Response:
     record = _store(session, store, door)
     live = session.get(LiveSession, (store, user.id))
     seats = session.get(StoreSeats, store)
     context = {"user": user, "store": record, "door": door, "buttons": _buttons(live), "live": live,
-               "symbol": seats.seats.get("symbol") if seats else None}
+               "symbol": seats.seats.get("symbol") if seats else None, "pc": _presence(pc)}
     return render(request, "door.html", context)
 
 
 @router.post("/s/{store}/{door}/act", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
 def press(request: Request, store: str, door: str, act: Annotated[str, Form()], user: CurrentMember,
-          session: DB) -> Response:
+          session: DB, pc: Annotated[str, Form()] = "") -> Response:
     record = _store(session, store, door)
     try:
         chosen = Act(act)
@@ -60,7 +69,7 @@ def press(request: Request, store: str, door: str, act: Annotated[str, Form()], 
         context = {"user": user, "store": record, "door": door, "answer": {"ok": False, "reason": "too_many"}}
         return render(request, "result.html", {**context, "message": TOO_MANY_PRESSES}, 429)
     limit.count(user.id)
-    command = request.app.state.keys.command(user.id, chosen, store)
+    command = request.app.state.keys.command(user.id, chosen, store, presence=_presence(pc))
     answer = request.app.state.link.send(store, door, command)  # the door's own answer, never a guess
     context = {"user": user, "store": record, "door": door, "act": chosen, "answer": answer}
     if answer is None or answer.get("reason") == "unlock_fault":
@@ -70,8 +79,9 @@ def press(request: Request, store: str, door: str, act: Annotated[str, Form()], 
         # The door answered before its bolt check (1 s): the page keeps watching the door's alarms.
         return render(request, "result.html", {**context, "message": DONE[chosen],
                                                "watch": chosen in OPENING})
-    return render(request, "result.html", {**context, "message": REFUSED.get(str(answer.get("reason")),
-                                                                               REFUSED_OTHER)}, 409)
+    reason = str(answer.get("reason"))
+    return render(request, "result.html", {**context, "message": REFUSED.get(reason, REFUSED_OTHER),
+                                           "rescan": reason == Deny.NOT_PRESENT}, 409)
 
 
 @router.get("/code", response_class=HTMLResponse)

@@ -28,6 +28,8 @@ REFUSED: dict[str, tuple[str, str]] = {
     Deny.EXPIRED: ("時間切れです。もう一度押してください。", "That took too long: press again."),
     Deny.REVOKED: ("このアカウントは利用できません。事務局へお問い合わせください。",
                    "This account is disabled: contact the office."),
+    Deny.NOT_PRESENT: ("ドアのそばの画面のQRコードを、もう一度読み取ってください。",
+                       "Scan the code at the door again (the one on the screen by the door)."),
     Deny.BUSY: ("混み合っています。もう一度押してください。", "The door is busy: press again."),
 }
 TOO_MANY_PRESSES = ("短時間に何度も押されました。少し待ってからもう一度押してください。",
