@@ -65,6 +65,10 @@ class Demo:
         # The demo's own broker port, and the journal under .demo/.
         text = text.replace("port = 18830", f"port = {self.broker.port}")
         text = text.replace('path = "../.demo/doorctl.db"', f'path = "{STATE / "doorctl.db"}"')
+        # The service's address, chosen now: the door's screen shows its URL (contract §8, §9).
+        self.service_port = free_port()
+        self.service_url = f"http://127.0.0.1:{self.service_port}"
+        text = text.replace('url = "http://127.0.0.1:8080/', f'url = "{self.service_url}/')
         self.config = STATE / "door.toml"
         self.config.write_text(text)
         base = f"officepass/v1/stores/{self.store}"
@@ -81,8 +85,6 @@ class Demo:
         self.started = time.monotonic()
         self.board = self._wait_board()
         self._stop_view = threading.Event()
-        self.service_port = free_port()
-        self.service_url = f"http://127.0.0.1:{self.service_port}"
         self.service = self._start_service()
         self._browsers: dict[str, urllib.request.OpenerDirector] = {}
 
@@ -139,8 +141,9 @@ class Demo:
             self._browsers[member] = opener
         return self._browsers[member]
 
-    def _post(self, opener: urllib.request.OpenerDirector, path: str, form: dict[str, str]) -> str:
-        form_page = "/login" if path == "/login" else f"/s/{self.store}/{self.door_name}"
+    def _post(self, opener: urllib.request.OpenerDirector, path: str, form: dict[str, str],
+              form_page: str | None = None) -> str:
+        form_page = form_page or ("/login" if path == "/login" else f"/s/{self.store}/{self.door_name}")
         page = opener.open(f"{self.service_url}{form_page}")
         token = re.search(r'name="csrf" value="([^"]+)"', page.read().decode())
         data = urllib.parse.urlencode({**form, "csrf": token.group(1) if token else ""}).encode()
@@ -183,9 +186,19 @@ class Demo:
         time.sleep(0.8)
         self.board.request(op="door", open=False)
 
-    def app(self, member: str, act: str) -> None:
-        """The member presses a button on the door's page in the app (the service sends the command)."""
-        self._post(self._browser(member), f"/s/{self.store}/{self.door_name}/act", {"act": act})
+    def app(self, member: str, act: str, scanned: str | None = None) -> None:
+        """The member presses a button on the door's page in the app (the service sends the command).
+        `scanned`: the door screen's QR the phone scanned first (its page carries the presence code)."""
+        page = urllib.parse.urlsplit(scanned) if scanned else None
+        form_page = f"{page.path}?{page.query}" if page else None
+        pc = urllib.parse.parse_qs(page.query).get("pc", [""])[0] if page else ""
+        self._post(self._browser(member), f"/s/{self.store}/{self.door_name}/act",
+                   {"act": act, **({"pc": pc} if pc else {})}, form_page)
+
+    def screen_code(self) -> str | None:
+        """What the door's screen shows (the simulator's display op): the QR's text, None when hidden."""
+        text = self.board.request(op="display").get("text")
+        return text if isinstance(text, str) else None
 
     def wait_for(self, what: Callable[[], bool], timeout: float = 15) -> bool:
         end = time.monotonic() + timeout
@@ -225,6 +238,7 @@ class Demo:
             f"  lock       : {status.get('lock', '?'):9}  relay {'ON ' if board['relay'] else 'off'}  "
             f"bolt {board['bolt']}",
             f"  door       : {board['door']}",
+            f"  screen     : {self.screen_code() or 'code hidden (offline)'}",
             f"  alarms     : {', '.join(status.get('alarms', [])) or '-'}",
             f"  seats      : {seats.get('symbol', '?')}  {seats.get('available', '?')} of "
             f"{seats.get('capacity', '?')} free",
@@ -281,6 +295,9 @@ class Demo:
     def day(self) -> None:
         self.say("the door is up; waiting for it on the broker")
         self.wait_for(lambda: any(s.get("online") for s in self.cloud.json_on(self.topics["status"])), 20)
+        self.wait_for(lambda: self.screen_code() is not None, 15)
+        photo = self.screen_code()
+        self.say("someone photographs the code on the door's screen (it changes every 10 s)")
         self.say("aiko shows her code to the door camera: check in")
         self.show("front", "aiko")
         self.wait_for(self.has_event("check_in", "aiko"))
@@ -311,6 +328,10 @@ class Demo:
         self.say("after checkout aiko's code no longer opens the door")
         self.show("inside", "aiko")
         self.wait_for(self.has_event("denied", "aiko"))
+        self.say("chika scans the door's screen in the app and presses 入店する: presence-bound check-in")
+        self.app("chika", "check_in", scanned=self.screen_code())
+        self.wait_for(self.has_event("check_in", "chika"))
+        self.walk_through()
         self.say("the broker drops out; the door keeps working offline")
         self.broker.stop()
         time.sleep(1.5)
@@ -333,6 +354,12 @@ class Demo:
         self.say("ben is overdue but can always leave")
         self.show("inside", "ben")
         self.wait_for(self.has_event("unlock", "ben", 4))
+        self.say("the photo from the start of the day, replayed from home: refused not_present")
+        self.app("demo", "check_in", scanned=photo)
+        self.wait_for(self.has_event("denied", "demo"))
+        self.say("chika checks out in the app without scanning: checking out never needs presence")
+        self.app("chika", "checkout")
+        self.wait_for(self.has_event("checkout", "chika"))
         time.sleep(2)
 
     def summary(self) -> int:
@@ -356,7 +383,18 @@ class Demo:
             # service marks them as a gap rather than missing them silently.
             print("  (the broker restart lost them for the service's shared subscription; shown as a gap)")
         print(f"door log: {STATE / 'door.log'}; service log: {STATE / 'officepass.log'}")
-        return 0 if contiguous and seqs and stored and noticed else 1
+        def seen(type_: str, member: str, **fields: str) -> bool:
+            return any(e["type"] == type_ and e["member"] == member
+                       and all(e.get(k) == v for k, v in fields.items()) for e in events)
+
+        presence = {
+            "presence-bound check-in from the app": seen("check_in", "chika", source="remote"),
+            "the replayed photo refused not_present": seen("denied", "demo", reason="not_present"),
+            "checkout without presence": seen("checkout", "chika"),
+        }
+        for what, seen in presence.items():
+            print(f"  presence: {what}: {'yes' if seen else 'NO'}")
+        return 0 if contiguous and seqs and stored and noticed and all(presence.values()) else 1
 
     def _service_events(self, expected: int) -> tuple[set[int], list[tuple[int, int]]]:
         end = time.monotonic() + 10
