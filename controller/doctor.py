@@ -212,7 +212,9 @@ def check_power() -> Finding:
     return Finding("ok", "power: no undervoltage")
 
 
-def check_display(config: Config, sysfs: Path = SYSFS_GRAPHICS) -> list[Finding]:
+def check_display(
+    config: Config, sysfs: Path = SYSFS_GRAPHICS, devices: Path = Path("/dev")
+) -> list[Finding]:
     """The presence screen (contract §9): its framebuffer, and a secret kept to the door's user."""
     presence = config.presence
     if presence is None:
@@ -232,6 +234,7 @@ def check_display(config: Config, sysfs: Path = SYSFS_GRAPHICS) -> list[Finding]
         else:
             found.append(Finding("ok", "presence: no screen; the printed poster serves (doorctl poster)"))
         return found
+    device = devices / Path(presence.framebuffer).name
     try:
         geometry = read_geometry(presence.framebuffer, sysfs)
     except DisplayError as exc:
@@ -239,7 +242,7 @@ def check_display(config: Config, sysfs: Path = SYSFS_GRAPHICS) -> list[Finding]
                              "connect and enable the panel (HDMI, DSI, or its fbtft overlay in "
                              "/boot/firmware/config.txt), then reboot"))
         return found
-    if not os.access(presence.framebuffer, os.W_OK):
+    if not os.access(device, os.W_OK):
         found.append(Finding("fail", f"screen {presence.framebuffer}: cannot be written by this user",
                              "add the door's user to the video group (scripts/install-pi.sh does it: "
                              "usermod -a -G video doorctl)"))

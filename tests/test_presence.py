@@ -205,3 +205,82 @@ def test_a_framebuffer_that_cannot_be_used_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="image is"):
         screen.show(np.zeros((10, 10, 3), dtype=np.uint8), None)
     screen.close()
+
+
+def _config_file(tmp_path: Path, presence: dict[str, object] | None) -> Path:
+    from tests.helpers import config_doc, toml_text
+
+    doc = config_doc(storage={"path": str(tmp_path / "doorctl.db")})
+    if presence is not None:
+        doc["presence"] = presence
+    path = tmp_path / "door.toml"
+    path.write_text(toml_text(doc))
+    return path
+
+
+def test_the_poster_as_png_and_pdf_reads_back_to_the_door_page(tmp_path: Path) -> None:
+    import re
+    import zlib
+
+    import cv2
+
+    from tests.procs import doorctl
+
+    config = _config_file(tmp_path, dict(PRESENCE))
+    url = "https://pass.example/s/shinjuku-3/main"
+    png = tmp_path / "poster.png"
+    res = doorctl("poster", "--config", str(config), "--out", str(png))
+    assert res.returncode == 0, res.stderr
+    picture = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+    assert picture.shape == (2480, 1748), "A5 at 300 dpi"
+    assert DecodePipeline().decode(cv2.cvtColor(picture, cv2.COLOR_GRAY2BGR)) == [url]
+
+    pdf = tmp_path / "poster.pdf"
+    assert doorctl("poster", "--config", str(config), "--out", str(pdf)).returncode == 0
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-1.4") and b"/MediaBox [0 0 419.53 595.28]" in data  # A5 in points
+    found = re.search(rb"/Width (\d+) /Height (\d+).*?stream\n(.*)\nendstream", data, re.S)
+    assert found is not None
+    width, height = int(found.group(1)), int(found.group(2))
+    image = np.frombuffer(zlib.decompress(found.group(3)), dtype=np.uint8).reshape(height, width)
+    assert DecodePipeline().decode(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)) == [url]
+
+
+def test_the_poster_says_what_it_needs(tmp_path: Path) -> None:
+    from tests.procs import doorctl
+
+    config = _config_file(tmp_path, None)
+    res = doorctl("poster", "--config", str(config), "--out", str(tmp_path / "p.png"))
+    assert res.returncode == 2 and "presence.url in the config, or --url" in res.stderr
+    res = doorctl("poster", "--config", str(config), "--out", str(tmp_path / "p.jpg"),
+                  "--url", "https://x.example/s/a/b")
+    assert res.returncode == 2 and "must end in .pdf or .png" in res.stderr
+    res = doorctl("poster", "--config", str(config), "--out", str(tmp_path / "no" / "p.png"),
+                  "--url", "https://x.example/s/a/b")
+    assert res.returncode == 1 and "cannot write" in res.stderr
+
+
+def test_doctor_checks_the_screen(tmp_path: Path) -> None:
+    from controller.doctor import check_display
+
+    device, sysfs = _fake_fb(tmp_path, 480, 320, 16)  # /dev/fb0 under tmp_path, its sysfs beside
+    devices = Path(device).parent
+    config = make_config(tmp_path, presence={**PRESENCE, "display": "fb:/dev/fb0"})
+    (found,) = check_display(config, sysfs=sysfs, devices=devices)
+    assert (found.level, found.what) == ("ok", "screen /dev/fb0: 480x320 RGB565")
+    missing = make_config(tmp_path, presence={**PRESENCE, "display": "fb:/dev/fb3"})
+    (found,) = check_display(missing, sysfs=sysfs, devices=devices)
+    assert found.level == "fail" and "fb3/virtual_size: cannot read" in found.what and "overlay" in found.fix
+    if os.geteuid() != 0:  # root may write anything
+        os.chmod(device, 0o400)
+        (found,) = check_display(config, sysfs=sysfs, devices=devices)
+        assert found.level == "fail" and "cannot be written" in found.what
+    none = make_config(tmp_path, presence={**PRESENCE, "display": "none"})
+    (warning,) = check_display(none)
+    assert warning.level == "warn" and "always refused not_present" in warning.what
+    quiet = make_config(tmp_path, presence={**PRESENCE, "display": "none", "require": []})
+    assert [f.level for f in check_display(quiet)] == ["ok"]
+    load_secret(tmp_path)
+    os.chmod(tmp_path / "presence.key", 0o640)
+    first = check_display(quiet)[0]
+    assert first.level == "fail" and "readable by others" in first.what
