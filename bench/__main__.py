@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["core", "decode", "cloud", "flood", "service"]
+ALL = ["core", "decode", "cloud", "flood", "service", "presence"]
 
 
 def main() -> None:

@@ -10,13 +10,14 @@ import threading
 from collections.abc import Callable
 
 from controller.presence import PresenceCodes, screen_url
-from controller.signage import Picture, render_screen
+from controller.signage import Picture, draw_bar, screen_base
 from drivers.display import Screen
 
 log = logging.getLogger("doorctl.display")
 
 BAR_STEPS = 48  # the bar moves this many times per window: a new picture only when it does
-LOOK_SECONDS = 0.05
+# The longest sleep between looks: how late the screen may notice the cloud link went down.
+MAX_SLEEP_SECONDS = 0.25
 
 
 class PresenceDisplay:
@@ -26,6 +27,7 @@ class PresenceDisplay:
         self.store, self.door = store, door
         self._door_time, self._online = door_time, online
         self._shown: tuple[str | None, int] | None = None
+        self._canvas: Picture | None = None  # the picture on the screen, kept to redraw the bar
         self.problem: str | None = None  # why the last picture did not reach the screen
         self.frames = 0  # pictures put on the screen (the benchmark counts them)
         self._stop = threading.Event()
@@ -39,8 +41,9 @@ class PresenceDisplay:
         self._thread.join(5)
         self.screen.close()
 
-    def picture(self) -> tuple[Picture, str | None] | None:
-        """The picture due now, or None when the screen already shows it."""
+    def picture(self) -> tuple[Picture, str | None, tuple[int, int] | None] | None:
+        """The picture due now and the rows that changed (None: all), or None when the screen
+        already shows it. The code's picture is drawn once; the bar's steps redraw only the bar."""
         t = self._door_time()
         text: str | None = None
         step = 0
@@ -49,10 +52,16 @@ class PresenceDisplay:
             step = int(self.codes.seconds_left(t) / self.codes.window_seconds * BAR_STEPS)
         if (text, step) == self._shown:
             return None
+        rows: tuple[int, int] | None = None
+        if self._canvas is None or self._shown is None or self._shown[0] != text:
+            self._canvas = screen_base(self.screen.width, self.screen.height, self.store, self.door, text)
+        else:
+            rows = (0, 0)
+        if text is not None:
+            bar = draw_bar(self._canvas, step / BAR_STEPS)
+            rows = bar if rows is not None else None
         self._shown = (text, step)
-        image = render_screen(self.screen.width, self.screen.height, self.store, self.door, text,
-                              step / BAR_STEPS)
-        return image, text
+        return self._canvas, text, rows
 
     def refresh(self) -> None:
         due = self.picture()
@@ -71,10 +80,20 @@ class PresenceDisplay:
             self.problem = None
         self.frames += 1
 
+    def next_look(self) -> float:
+        """Seconds until the bar's next step (at most MAX_SLEEP_SECONDS)."""
+        if self.codes is None:
+            return MAX_SLEEP_SECONDS
+        step = self.codes.window_seconds / BAR_STEPS
+        return min(MAX_SLEEP_SECONDS, self.codes.seconds_left(self._door_time()) % step + 0.001)
+
     def _run(self) -> None:
-        while not self._stop.wait(LOOK_SECONDS):
+        while True:
             try:
                 self.refresh()
+                pause = self.next_look()
             except Exception:  # a bug here must not end the screen for good
                 log.exception("screen refresh failed")
-                self._stop.wait(1.0)
+                pause = 1.0
+            if self._stop.wait(pause):
+                return

@@ -40,8 +40,8 @@ def qr_modules(text: str) -> NDArray[np.uint8]:
 def qr_picture(text: str, side: int) -> NDArray[np.uint8]:
     """The QR drawn `side` pixels square (at most), whole pixels per module for a clean scan."""
     modules = qr_modules(text)
-    scale = max(1, side // modules.shape[0])
-    return np.kron(modules, np.ones((scale, scale), dtype=np.uint8))
+    size = max(1, side // modules.shape[0]) * modules.shape[0]
+    return np.asarray(cv2.resize(modules, (size, size), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
 
 
 @cache
@@ -83,11 +83,36 @@ def _japanese(canvas: Picture, name: str, x: int, y: int, width: int, height: in
     return 0 if picture is None else _paste_gray(canvas, _fit(picture, width, height), x, y)
 
 
+def _bar_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """Where the countdown bar goes: left, top, right, bottom."""
+    margin = max(4, min(width, height) // 40)
+    bar = max(6, height // 30)
+    return margin, height - margin - bar, width - margin, height - margin
+
+
 def render_screen(
     width: int, height: int, store: str, door: str, qr_text: str | None, fraction_left: float
 ) -> Picture:
     """The door's screen: the QR large, the store, the guide's line, and a bar for the time the code
     has left. Without `qr_text` (the cloud link is down) the QR is hidden and the screen says why."""
+    canvas = screen_base(width, height, store, door, qr_text)
+    if qr_text is not None:
+        draw_bar(canvas, fraction_left)
+    return canvas
+
+
+def draw_bar(canvas: Picture, fraction_left: float) -> tuple[int, int]:
+    """(Re)draw the countdown bar on a screen picture; returns the rows it covers."""
+    left, top, right, bottom = _bar_box(canvas.shape[1], canvas.shape[0])
+    filled = left + round((right - left) * min(max(fraction_left, 0.0), 1.0))
+    cv2.rectangle(canvas, (left, top), (right, bottom), GREY, -1)
+    if filled > left:
+        cv2.rectangle(canvas, (left, top), (filled, bottom), BLUE, -1)
+    return top, bottom + 1
+
+
+def screen_base(width: int, height: int, store: str, door: str, qr_text: str | None) -> Picture:
+    """Everything on the screen but the bar: drawn once per code."""
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     margin = max(4, min(width, height) // 40)
     bar = max(6, height // 30)
@@ -110,11 +135,6 @@ def render_screen(
     line = "offline" if qr_text is None else "scan"
     ty += _japanese(canvas, f"{line}_ja", tx, ty, tw, text_height) + margin
     _text(canvas, ENGLISH_LINES[line], tx, ty, tw, text_height, BLACK, 1)
-    if qr_text is not None:
-        left = round((width - 2 * margin) * min(max(fraction_left, 0.0), 1.0))
-        cv2.rectangle(canvas, (margin, height - margin - bar), (width - margin, height - margin), GREY, -1)
-        if left > 0:
-            cv2.rectangle(canvas, (margin, height - margin - bar), (margin + left, height - margin), BLUE, -1)
     return canvas
 
 

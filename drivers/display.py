@@ -28,8 +28,10 @@ class Screen(Protocol):
     width: int
     height: int
 
-    def show(self, image: Image, text: str | None) -> None:
-        """Put `image` (RGB, height x width) on the screen; `text` is what its QR says, if any."""
+    def show(self, image: Image, text: str | None, rows: tuple[int, int] | None = None) -> None:
+        """Put `image` (RGB, height x width) on the screen; `text` is what its QR says, if any.
+        `rows` (first, end): only those rows changed since the last picture, a screen may write just
+        them."""
         ...
 
     def close(self) -> None: ...
@@ -117,12 +119,15 @@ class FramebufferScreen:
             raise DisplayError(f"{device}: cannot open ({exc.strerror}); is the door's user in the "
                                "video group?") from None
 
-    def show(self, image: Image, text: str | None) -> None:
+    def show(self, image: Image, text: str | None, rows: tuple[int, int] | None = None) -> None:
         if image.shape != (self.height, self.width, 3):
             raise ValueError(f"image is {image.shape}, the screen {self.height}x{self.width}x3")
-        data = pack(image, self.geometry)
+        first, end = rows if rows is not None else (0, self.height)
+        first, end = max(0, first), min(self.height, end)
+        band = Geometry(self.width, end - first, self.geometry.bits_per_pixel, self.geometry.stride)
+        data = pack(image[first:end], band)
         try:
-            os.pwrite(self._fd, data, 0)
+            os.pwrite(self._fd, data, first * self.geometry.stride)
         except OSError as exc:
             raise DisplayError(f"{self.device}: write failed ({exc.strerror})") from None
 

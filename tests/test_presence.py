@@ -284,3 +284,44 @@ def test_doctor_checks_the_screen(tmp_path: Path) -> None:
     os.chmod(tmp_path / "presence.key", 0o640)
     first = check_display(quiet)[0]
     assert first.level == "fail" and "readable by others" in first.what
+
+
+def test_the_display_redraws_only_the_bar_and_matches_a_whole_picture(tmp_path: Path) -> None:
+    from controller.presence_display import BAR_STEPS, PresenceDisplay
+    from drivers.display import pack
+
+    device, sysfs = _fake_fb(tmp_path, 480, 320, 32)
+    screen = FramebufferScreen(device, sysfs)
+    clock = Clock(NOW + 0.01)  # just into a window: the bar is full
+    online = [True]
+    display = PresenceDisplay(screen, codes(), "https://pass.example/s/shinjuku-3/main", "shinjuku-3", "main",
+                              clock, online=lambda: online[0])
+    geometry = read_geometry(device, sysfs)
+
+    def expected(text: str | None, fraction: float) -> bytes:
+        return pack(render_screen(480, 320, "shinjuku-3", "main", text, fraction), geometry)
+
+    url = screen_url("https://pass.example/s/shinjuku-3/main", codes().current(clock.t))
+    display.refresh()
+    first = display.frames
+    step = int(codes().seconds_left(clock.t) / 10 * BAR_STEPS) / BAR_STEPS
+    assert Path(device).read_bytes() == expected(url, step)
+    display.refresh()
+    assert display.frames == first, "nothing changed: no new picture"
+    clock.t += 3.0  # the bar steps down; only its rows are written
+    _, _, rows = display.picture() or (None, None, None)
+    assert rows is not None and rows[1] - rows[0] < 40
+    display._shown = None
+    display.refresh()
+    step = int(codes().seconds_left(clock.t) / 10 * BAR_STEPS) / BAR_STEPS
+    assert Path(device).read_bytes() == expected(url, step)
+    clock.t += 7.5  # a new window: a new code, the whole picture
+    display.refresh()
+    url = screen_url("https://pass.example/s/shinjuku-3/main", codes().current(clock.t))
+    step = int(codes().seconds_left(clock.t) / 10 * BAR_STEPS) / BAR_STEPS
+    assert Path(device).read_bytes() == expected(url, step)
+    online[0] = False  # the cloud link is down: the code is hidden
+    display.refresh()
+    assert Path(device).read_bytes() == expected(None, 0.0)
+    assert DecodePipeline().decode(unpack(Path(device).read_bytes(), geometry)[..., ::-1].copy()) == []
+    screen.close()

@@ -49,7 +49,7 @@ class SimScreen:
     def __init__(self, socket_path: Path) -> None:
         self._client = BoardClient(socket_path)
 
-    def show(self, image: NDArray[Any], text: str | None) -> None:
+    def show(self, image: NDArray[Any], text: str | None, rows: tuple[int, int] | None = None) -> None:
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise ValueError("the picture could not be encoded as PNG")
