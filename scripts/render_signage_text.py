@@ -28,10 +28,10 @@ def main() -> int:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(device_scale_factor=1)
         for name, text in JAPANESE_LINES.items():
-            page.set_content(
-                "<html><body style='margin:0;background:#fff'>"
-                f"<span id=t style='display:inline-block;padding:8px;font:{PIXELS}px \"Noto Sans CJK JP\","
-                f"\"Droid Sans Fallback\",sans-serif;color:#000;white-space:nowrap'>{text}</span></body></html>")
+            style = (f"display:inline-block;padding:8px;font:{PIXELS}px 'Noto Sans CJK JP','Droid Sans "
+                     "Fallback',sans-serif;color:#000;white-space:nowrap")
+            page.set_content(f"<html><body style='margin:0;background:#fff'><span id=t style=\"{style}\">"
+                             f"{text}</span></body></html>")
             page.locator("#t").screenshot(path=str(out / f"{name}.png"))
             print(f"{name}.png: {text}")
         browser.close()
