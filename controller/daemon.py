@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.clock import kernel_clock_state
 from controller.cloud import CloudSync
@@ -37,7 +37,6 @@ from controller.decision import (
 )
 from controller.journal import Journal, JournalError, rfc3339
 from controller.presence import PresenceCodes, PresenceSecretError, load_secret
-from controller.presence_display import PresenceDisplay
 from controller.reactor import Reactor
 from controller.sdnotify import Notifier
 from controller.status_socket import StatusServer, status_socket_path
@@ -46,6 +45,9 @@ from drivers.gpio import DoorPins
 from drivers.platform import Platform
 from drivers.readers import CodeReader
 from drivers.relay import RelayGuard
+
+if TYPE_CHECKING:
+    from controller.presence_display import PresenceDisplay
 
 log = logging.getLogger("doorctl")
 
@@ -161,6 +163,8 @@ class DoorDaemon:
     def _presence_display(self, config: Config, platform: Platform) -> PresenceDisplay | None:
         if config.presence is None or config.presence.framebuffer is None:
             return None
+        # Drawing needs OpenCV: loaded only by a door with a screen, so others start sooner.
+        from controller.presence_display import PresenceDisplay
         try:
             screen = platform.make_screen(config.presence.framebuffer)
         except (OSError, ValueError, RuntimeError) as exc:

@@ -11,13 +11,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpiozero.pins import Factory
 
-from drivers.display import FramebufferScreen, Screen
 from drivers.gpio import PinWiring
 from drivers.readers import CodeReader, ReaderConfig
+
+if TYPE_CHECKING:
+    from drivers.display import Screen
 
 log = logging.getLogger("doorctl.platform")
 
@@ -38,6 +40,8 @@ def real_reader(reader: ReaderConfig) -> CodeReader:
 
 def real_screen(framebuffer: str) -> Screen:
     """The framebuffer device (`/dev/fbN`); DisplayError names what is wrong with it."""
+    from drivers.display import FramebufferScreen
+
     return FramebufferScreen(framebuffer)
 
 

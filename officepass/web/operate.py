@@ -9,11 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy import select
 
-from controller.vocab import Act
+from controller.vocab import Act, EventType
 from officepass.alarms import acknowledge
 from officepass.members import MemberProblem, add_member, disable_and_publish
-from officepass.models import LiveSession, ManualCheckout, StoreRecord
+from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, StoreRecord
 from officepass.web.guard import DB, Operator, check_csrf
 
 log = logging.getLogger("officepass.console")
@@ -33,6 +34,19 @@ def ack_alarm(alarm_id: int, user: Operator, session: DB) -> RedirectResponse:
     return _back("#alarms")
 
 
+def _session_door(session: DB, record: StoreRecord, member: str) -> str:
+    """The door that checked the member in (it keeps the session); without its event yet, an
+    online door of the store, else its first."""
+    checked_in = session.execute(
+        select(EventRecord.door).filter_by(store=record.id, member=member, type=EventType.CHECK_IN)
+        .order_by(EventRecord.ts.desc()).limit(1)).scalar_one_or_none()
+    names: list[str] = list(record.doors.get("names", []))
+    if checked_in in names:
+        return str(checked_in)
+    online = set(session.execute(select(DoorRecord.door).filter_by(store=record.id, online=True)).scalars())
+    return next((name for name in names if name in online), names[0])
+
+
 @router.post("/checkout")
 def manual_checkout(request: Request, store: Annotated[str, Form()], member: Annotated[str, Form()],
                     reason: Annotated[str, Form()], user: Operator, session: DB) -> RedirectResponse:
@@ -45,7 +59,7 @@ def manual_checkout(request: Request, store: Annotated[str, Form()], member: Ann
     if record is None or session.get(LiveSession, (store, member)) is None:
         raise HTTPException(404, f"no live session of {member!r} at {store!r}")
     command = request.app.state.keys.command(member, Act.CHECKOUT, store)
-    door = record.doors["names"][0]
+    door = _session_door(session, record, member)
     answer = request.app.state.link.send(store, door, command) or NO_ANSWER
     session.add(ManualCheckout(store=store, door=door, member=member, operator=user.id, reason=reason,
                                at=datetime.now(UTC), answer=answer))
