@@ -25,6 +25,7 @@ from tests.rig import wait_for
 
 MAX_UNLOCK = 4.0
 BOUND = MAX_UNLOCK + 0.1
+KILLS = 60
 
 
 @pytest.fixture
@@ -52,10 +53,11 @@ def _relay_off(config: Path, board: BoardProcess) -> None:
 
 @pytest.mark.slow
 def test_sigkill_while_unlocked_then_relay_off(door_config: Path, board: BoardProcess) -> None:
-    """100 SIGKILLs at random moments of an unlock; systemd's relay-off brings the relay down each time."""
+    """SIGKILLs at random moments of an unlock; systemd's relay-off brings the relay down each time.
+    KILLS of them: each costs a daemon start and a relay-off process (about 1.4 s on a CI machine)."""
     rng = random.Random(7)
     longest = 0.0
-    for _ in range(100):
+    for _ in range(KILLS):
         t0 = time.monotonic()
         door = DoorProcess(door_config, board.socket_path)
         assert not board.relay(), "a starting daemon never pulses the relay"
@@ -72,7 +74,7 @@ def test_sigkill_while_unlocked_then_relay_off(door_config: Path, board: BoardPr
         on, off = spans[0]
         assert off is not None
         longest = max(longest, off - on)
-    print(f"\nlongest relay-on over 100 SIGKILLs: {longest:.3f} s (bound {BOUND:.1f} s)")
+    print(f"\nlongest relay-on over {KILLS} SIGKILLs: {longest:.3f} s (bound {BOUND:.1f} s)")
     assert longest < BOUND
 
 
