@@ -13,6 +13,7 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
+from controller.vocab import Alarm
 from officepass.alarms import OFFLINE, unmailed
 from officepass.models import AlarmRecord
 
@@ -22,7 +23,8 @@ RETRY_SECONDS = 30.0  # after a failed send; a new alarm wakes the sender at onc
 SMTP_TIMEOUT_SECONDS = 10.0
 
 WHAT = {
-    "unlock_fault": "the lock did not open when the door was told to: a member may be waiting at the door",
+    Alarm.UNLOCK_FAULT.value: "the lock did not open when the door was told to: a member may be waiting "
+                              "at the door",
     OFFLINE: "the door is offline: app buttons cannot reach it",
 }
 

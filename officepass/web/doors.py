@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from controller.codes import MAX_PRESENCE_CHARS
 from controller.vocab import Act, Deny
 from officepass.models import LiveSession, StoreRecord, StoreSeats
 from officepass.web.guard import DB, AttemptLimit, CurrentMember, check_csrf
@@ -18,7 +19,7 @@ from officepass.web.pages import render
 from officepass.web.words import DONE, REFUSED, REFUSED_OTHER, SCAN, TOO_MANY_PRESSES, TROUBLE
 
 router = APIRouter()
-PRESENCE_RE = re.compile(r"[A-Za-z0-9]{1,32}")
+PRESENCE_RE = re.compile(rf"[A-Za-z0-9]{{1,{MAX_PRESENCE_CHARS}}}")
 # Acts after which the door's lock must move: the page then watches for an unlock_fault.
 OPENING = frozenset({Act.CHECK_IN, Act.UNLOCK})
 
