@@ -12,7 +12,6 @@ app, and what keeping the screen current costs.
 from __future__ import annotations
 
 import base64
-import re
 import statistics
 import sys
 import tempfile
@@ -23,11 +22,11 @@ import cv2
 import numpy as np
 
 from bench.procs import percentile
+from bench.service import csrf_token, log_in, service_with_door
 from controller.presence import PresenceCodes
 from controller.presence_display import PresenceDisplay
 from drivers.decode import DecodePipeline
 from drivers.display import FramebufferScreen
-from hwsim.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 20
@@ -35,69 +34,32 @@ WINDOW = 5
 
 
 def scan_to_unlock(samples: int = SAMPLES) -> None:
-    from fastapi.testclient import TestClient
-
-    from officepass.db import engine_for, migrate, sessions
-    from officepass.keys import KeyRing
-    from officepass.link import DoorLink
-    from officepass.members import add_member, add_store
-    from officepass.web.app import create_app
-    from tests.procs import door_trusting_service
-
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        broker = Broker(tmp)
-        ring = KeyRing(tmp / "keys")
-        key = ring.new("bench")
-        url = f"sqlite:///{tmp / 'o.db'}"
-        migrate(url)
-        db = sessions(engine_for(url))
-        with db.begin() as s:
-            add_member(s, "m-1", "Bench", "bench password")
-            add_store(s, "shinjuku-3", "Bench store", ["main"])
-        presence = {"url": "http://phone.example/s/{store}/{door}", "window_seconds": WINDOW,
-                    "accept_seconds": 30, "display": "fb:/dev/fb0"}
-        board, door = door_trusting_service(tmp, broker.port, key.kid, key.public_b64, presence=presence,
-                                            lock={"relay_pin": "GPIO17", "unlock_seconds": 0.2})
-        link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
-        link.start()
-        app = create_app(db, ring, link, "bench-secret-" + "x" * 32, secure_cookie=False)
-        decoder = DecodePipeline()
-        try:
-            with TestClient(app) as client:
-                def csrf(path: str) -> tuple[str, str]:
-                    page = client.get(path).text
-                    found = re.search(r'name="csrf" value="([^"]+)"', page)
-                    return (found.group(1) if found else ""), page
-
-                client.post("/login", data={"member": "m-1", "password": "bench password",
-                                            "csrf": csrf("/login")[0]})
-                delays: list[float] = []
-                seen = board.request(op="display").get("text")
-                for i in range(samples + 1):
-                    while (reply := board.request(op="display"))["text"] in (seen, None):
-                        time.sleep(0.01)
-                    shown = time.perf_counter()  # the new code is on the screen (within 10 ms)
-                    seen = reply["text"]
-                    png = np.frombuffer(base64.b64decode(reply["png"]), dtype=np.uint8)
-                    (scanned,) = decoder.decode(cv2.imdecode(png, cv2.IMREAD_COLOR))
-                    page = scanned.split("phone.example", 1)[1]
-                    token, _ = csrf(page)
-                    pc = page.split("pc=", 1)[1]
-                    act = "check_in" if i == 0 else "unlock"
-                    answer = client.post("/s/shinjuku-3/main/act", data={"act": act, "pc": pc, "csrf": token})
-                    if answer.status_code != 200:
-                        raise SystemExit(f"press {i} answered {answer.status_code}: {answer.text[:300]}")
-                    if i > 0:  # the first one also checked in; the rest are the same 開錠する
-                        delays.append((time.perf_counter() - shown) * 1000)
-                p50, p99 = statistics.median(delays), percentile(delays, 99)
-                print(f"{'new screen code to the door opening':<44}p50 {p50:.1f}  p99 {p99:.1f} ms  "
-                      f"(n={samples}: scan, page, press, broker, door)")
-        finally:
-            link.stop()
-            door.stop()
-            board.close()
-            broker.stop()
+    presence = {"url": "http://phone.example/s/{store}/{door}", "window_seconds": WINDOW,
+                "accept_seconds": 30, "display": "fb:/dev/fb0"}
+    decoder = DecodePipeline()
+    with service_with_door(["m-1"], presence=presence) as (client, board):
+        log_in(client, "m-1")
+        delays: list[float] = []
+        seen = board.request(op="display").get("text")
+        for i in range(samples + 1):
+            while (reply := board.request(op="display"))["text"] in (seen, None):
+                time.sleep(0.01)
+            shown = time.perf_counter()  # the new code is on the screen (within 10 ms)
+            seen = reply["text"]
+            png = np.frombuffer(base64.b64decode(reply["png"]), dtype=np.uint8)
+            (scanned,) = decoder.decode(cv2.imdecode(png, cv2.IMREAD_COLOR))
+            page = scanned.split("phone.example", 1)[1]
+            token = csrf_token(client, page)
+            pc = page.split("pc=", 1)[1]
+            act = "check_in" if i == 0 else "unlock"
+            answer = client.post("/s/shinjuku-3/main/act", data={"act": act, "pc": pc, "csrf": token})
+            if answer.status_code != 200:
+                raise SystemExit(f"press {i} answered {answer.status_code}: {answer.text[:300]}")
+            if i > 0:  # the first one also checked in; the rest are the same 開錠する
+                delays.append((time.perf_counter() - shown) * 1000)
+        p50, p99 = statistics.median(delays), percentile(delays, 99)
+        print(f"{'new screen code to the door opening':<44}p50 {p50:.1f}  p99 {p99:.1f} ms  "
+              f"(n={samples}: scan, page, press, broker, door)")
 
 
 def refresh_cost(width: int, height: int, bpp: int, seconds: float = 20.0) -> None:

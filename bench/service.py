@@ -14,7 +14,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,11 @@ def ingest(url: str, label: str) -> None:
         broker.stop()
 
 
-def press_latency(presses: int = 200) -> None:
+@contextmanager
+def service_with_door(members: list[str], **door_sections: Any) -> Iterator[tuple[Any, Any]]:
+    """The service's HTTP app (FastAPI's TestClient), its door link, a real broker and a real
+    `doorctl run --sim` trusting its key, with `members` (password "bench password") and the store
+    shinjuku-3; yields the logged-out client and the simulated board."""
     from fastapi.testclient import TestClient
 
     from officepass.keys import KeyRing
@@ -95,46 +100,57 @@ def press_latency(presses: int = 200) -> None:
         url = f"sqlite:///{tmp / 'o.db'}"
         migrate(url)
         db = sessions(engine_for(url))
-        # Presses are limited per member (PRESSES_PER_MINUTE): the 200 come from 20 members, ten each
-        # (入店する, eight 開錠する, チェックアウトする), one after another as the store's two seats allow.
-        members = [f"m-{i}" for i in range(20)]
         with db.begin() as s:
             for member in members:
                 add_member(s, member, "Bench", "bench password")
             add_store(s, "shinjuku-3", "Bench store", ["main"])
-        board, door = door_trusting_service(tmp, broker.port, key.kid, key.public_b64,
-                                            lock={"relay_pin": "GPIO17", "unlock_seconds": 0.2})
+        lock = {"relay_pin": "GPIO17", "unlock_seconds": 0.2}
+        board, door = door_trusting_service(tmp, broker.port, key.kid, key.public_b64, lock=lock,
+                                            **door_sections)
         link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
         link.start()
         app = create_app(db, ring, link, "bench-secret-" + "x" * 32, secure_cookie=False)
         try:
             with TestClient(app) as client:
-                def token(path: str) -> str:
-                    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
-                    return found.group(1) if found else ""
-
-                samples: list[float] = []
-                each = presses // len(members)
-                for member in members:
-                    client.cookies.clear()
-                    login = {"member": member, "password": "bench password", "csrf": token("/login")}
-                    client.post("/login", data=login)
-                    form = token("/s/shinjuku-3/main")
-                    for act in ["check_in"] + ["unlock"] * (each - 2) + ["checkout"]:
-                        started = time.perf_counter()
-                        response = client.post("/s/shinjuku-3/main/act", data={"act": act, "csrf": form})
-                        samples.append((time.perf_counter() - started) * 1000)
-                        if response.status_code != 200:
-                            raise SystemExit(f"press {act} of {member} answered {response.status_code}")
-                label = "app button to the door answer on the page"
-                p50, p99 = statistics.median(samples), percentile(samples, 99)
-                print(f"{label:<44}p50 {p50:.1f}  p99 {p99:.1f} ms  (n={presses}, HTTP + broker + door)")
-                weigh(client.get)
+                yield client, board
         finally:
             link.stop()
             door.stop()
             board.close()
             broker.stop()
+
+
+def csrf_token(client: Any, path: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    return found.group(1) if found else ""
+
+
+def log_in(client: Any, member: str) -> None:
+    client.cookies.clear()
+    client.post("/login", data={"member": member, "password": "bench password",
+                                "csrf": csrf_token(client, "/login")})
+
+
+def press_latency(presses: int = 200) -> None:
+    # Presses are limited per member (PRESSES_PER_MINUTE): the 200 come from 20 members, ten each
+    # (入店する, eight 開錠する, チェックアウトする), one after another as the store's two seats allow.
+    members = [f"m-{i}" for i in range(20)]
+    with service_with_door(members) as (client, _board):
+        samples: list[float] = []
+        each = presses // len(members)
+        for member in members:
+            log_in(client, member)
+            form = csrf_token(client, "/s/shinjuku-3/main")
+            for act in ["check_in"] + ["unlock"] * (each - 2) + ["checkout"]:
+                started = time.perf_counter()
+                response = client.post("/s/shinjuku-3/main/act", data={"act": act, "csrf": form})
+                samples.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise SystemExit(f"press {act} of {member} answered {response.status_code}")
+        label = "app button to the door answer on the page"
+        p50, p99 = statistics.median(samples), percentile(samples, 99)
+        print(f"{label:<44}p50 {p50:.1f}  p99 {p99:.1f} ms  (n={presses}, HTTP + broker + door)")
+        weigh(client.get)
 
 
 def weigh(get: Callable[[str], Any]) -> None:
