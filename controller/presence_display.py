@@ -52,14 +52,13 @@ class PresenceDisplay:
             step = int(self.codes.seconds_left(t) / self.codes.window_seconds * BAR_STEPS)
         if (text, step) == self._shown:
             return None
-        rows: tuple[int, int] | None = None
-        if self._canvas is None or self._shown is None or self._shown[0] != text:
+        whole = self._canvas is None or self._shown is None or self._shown[0] != text
+        if whole or self._canvas is None:
             self._canvas = screen_base(self.screen.width, self.screen.height, self.store, self.door, text)
-        else:
-            rows = (0, 0)
+        rows: tuple[int, int] | None = None
         if text is not None:
             bar = draw_bar(self._canvas, step / BAR_STEPS)
-            rows = bar if rows is not None else None
+            rows = None if whole else bar
         self._shown = (text, step)
         return self._canvas, text, rows
 

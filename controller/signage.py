@@ -83,10 +83,14 @@ def _japanese(canvas: Picture, name: str, x: int, y: int, width: int, height: in
     return 0 if picture is None else _paste_gray(canvas, _fit(picture, width, height), x, y)
 
 
+def _screen_metrics(width: int, height: int) -> tuple[int, int]:
+    """The screen's margin and the countdown bar's height, in pixels."""
+    return max(4, min(width, height) // 40), max(6, height // 30)
+
+
 def _bar_box(width: int, height: int) -> tuple[int, int, int, int]:
     """Where the countdown bar goes: left, top, right, bottom."""
-    margin = max(4, min(width, height) // 40)
-    bar = max(6, height // 30)
+    margin, bar = _screen_metrics(width, height)
     return margin, height - margin - bar, width - margin, height - margin
 
 
@@ -114,8 +118,7 @@ def draw_bar(canvas: Picture, fraction_left: float) -> tuple[int, int]:
 def screen_base(width: int, height: int, store: str, door: str, qr_text: str | None) -> Picture:
     """Everything on the screen but the bar: drawn once per code."""
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-    margin = max(4, min(width, height) // 40)
-    bar = max(6, height // 30)
+    margin, bar = _screen_metrics(width, height)
     landscape = width >= height
     side = (height - 3 * margin - bar) if landscape else min(width - 2 * margin, int(height * 0.6))
     if qr_text is not None:

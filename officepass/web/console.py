@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from officepass.alarms import needing_attention
+from officepass.fleet import BadMessage, parse_ts
 from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, Member, SeqGap, StoreSeats
 from officepass.web.guard import DB, Operator
 from officepass.web.pages import render
@@ -27,20 +28,20 @@ def overdue(session: dict[str, Any], now: datetime) -> bool:
     if session.get("overdue"):
         return True
     try:
-        return datetime.fromisoformat(str(session.get("deadline")).replace("Z", "+00:00")) < now
-    except ValueError:
+        return parse_ts(session.get("deadline")) < now
+    except BadMessage:
         return False
 
 
 @router.get("/console", response_class=HTMLResponse)
 def console(request: Request, user: Operator, session: DB) -> Response:
+    now = datetime.now().astimezone()
     chosen = {key: value for key in FILTERS if (value := request.query_params.get(key, "").strip())}
     events = select(EventRecord).filter_by(**chosen)
     if (since := request.query_params.get("hours", "").strip()).isdigit():
-        events = events.where(EventRecord.ts >= datetime.now().astimezone() - timedelta(hours=int(since)))
+        events = events.where(EventRecord.ts >= now - timedelta(hours=int(since)))
         chosen["hours"] = since
     gaps = select(SeqGap).filter_by(**{k: v for k, v in chosen.items() if k in ("store", "door")})
-    now = datetime.now().astimezone()
     context = {
         "user": user,
         "filters": chosen,
