@@ -35,7 +35,13 @@ def raise_alarm(db: Session, store: str, door: str, kind: str, now: datetime, *,
     still wait for their acknowledgement. The new record, or None when it stood already."""
     if not instant and kind in _standing(db, store, door):
         return None
-    record = AlarmRecord(store=store, door=door, kind=kind, raised=now, cleared=now if instant else None)
+    return _open(db, store, door, kind, now, cleared=now if instant else None)
+
+
+def _open(
+    db: Session, store: str, door: str, kind: str, now: datetime, cleared: datetime | None
+) -> AlarmRecord:
+    record = AlarmRecord(store=store, door=door, kind=kind, raised=now, cleared=cleared)
     db.add(record)
     db.flush()
     return record
@@ -56,8 +62,8 @@ def sync_status(
     for kind, record in standing.items():
         if kind in WATCHED and kind not in reported:
             record.cleared = now
-    return [r for kind in sorted(reported - standing.keys())
-            if (r := raise_alarm(db, store, door, kind, now)) is not None]
+    # Standing ones were read just above: open the new ones without asking again.
+    return [_open(db, store, door, kind, now, cleared=None) for kind in sorted(reported - standing.keys())]
 
 
 def acknowledge(db: Session, alarm_id: int, operator: str, now: datetime) -> bool:

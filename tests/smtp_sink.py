@@ -63,11 +63,6 @@ class SmtpSink:
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    @classmethod
-    def on(cls, port: int) -> SmtpSink:
-        """A sink on a given port (a mail server coming back where it was)."""
-        return cls(port)
-
     @property
     def messages(self) -> list[tuple[list[str], EmailMessage]]:
         with self._server.cond:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,23 @@ def served(site: Site) -> Iterator[tuple[Site, str]]:  # noqa: F811
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/bootstrap.sh installs it)")
     port = free_port()
-    config = uvicorn.Config(site.app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
+    with serving(site, port):
+        yield site, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving(running: Site, port: int) -> Iterator[None]:
+    """The site's app under uvicorn on a real port, for the browser."""
+    server = uvicorn.Server(uvicorn.Config(running.app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert wait_for(lambda: server.started, 10)
-    yield site, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_the_member_guide_in_a_browser(served: tuple[Site, str], tmp_path: Path) -> None:

@@ -8,40 +8,23 @@ door is offline from the cloud."""
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 
 from drivers.decode import DecodePipeline
 from hwsim.broker import free_port
 from tests.fake_camera import screen_frame, write_y4m
 from tests.rig import wait_for
-from tests.test_officepass_browser import CHROMIUM, SHOTS, playwright
+from tests.test_officepass_browser import CHROMIUM, SHOTS, playwright, serving
 from tests.test_officepass_web import DOOR, STORE, Site, running_site
 
 WINDOW, ACCEPT = 5, 20
 PC_RE = r"[?&]pc=([A-Z2-7]+)"
-
-
-@contextmanager
-def served(site: Site, port: int) -> Iterator[None]:
-    server = uvicorn.Server(uvicorn.Config(site.app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_for(lambda: server.started, 10)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def screen(site: Site) -> tuple[bytes | None, str | None]:
@@ -60,7 +43,7 @@ def presence_site(tmp_path: Path) -> Iterator[tuple[Site, str]]:
     presence = {"url": f"{base}/s/{{store}}/{{door}}", "window_seconds": WINDOW, "accept_seconds": ACCEPT,
                 "display": "fb:/dev/fb0"}
     with running_site(tmp_path, f"sqlite:///{tmp_path / 'officepass.db'}", presence=presence) as site, \
-            served(site, port):
+            serving(site, port):
         yield site, base
 
 
