@@ -17,8 +17,8 @@ from pathlib import Path
 from bench.procs import Door, member_code, percentile, rss_mb, write_config
 from controller.decision import DoorState, Event
 from controller.journal import Journal
-from controller.vocab import EventType, Source
 from hwsim.broker import Broker, Recorder
+from wire.vocab import EventType, Source
 
 EVENTS = "officepass/v1/stores/bench/doors/main/events"
 STATUS = "officepass/v1/stores/bench/doors/main/status"

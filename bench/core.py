@@ -14,17 +14,17 @@ import time
 from pathlib import Path
 
 from bench.procs import percentile
-from controller.codes import mint_code
 from controller.config import Config, parse_config
 from controller.core import DoorCore, verifier_for
 from controller.journal import Journal
-from controller.vocab import Side
 from drivers.gpio import DoorPins
 from drivers.relay import RelayGuard
 from hwsim.board import SimBoard
 from hwsim.pins import SimFactory
 from hwsim.runtime import board_wiring
 from hwsim.server import LocalLink
+from wire.codes import mint_code
+from wire.vocab import Side
 
 # TEST-ONLY key pair (tests/data/vectors/test-keys.json).
 PRIVATE = base64.b64decode("vNAVQunfssqFgpICOrkdEJi15EvvfXeL2JYLw36IiuI=")

@@ -23,10 +23,10 @@ import numpy as np
 
 from bench.procs import percentile
 from bench.service import csrf_token, log_in, service_with_door
-from controller.presence import PresenceCodes
 from controller.presence_display import PresenceDisplay
 from drivers.decode import DecodePipeline
 from drivers.display import FramebufferScreen
+from wire.presence import PresenceCodes
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 20

@@ -39,7 +39,7 @@ def member_code(member: str, act: str | None = None, cti: bytes | None = None) -
     import base64
     import secrets
 
-    from controller.codes import mint_code
+    from wire.codes import mint_code
 
     now = int(time.time()) if cti is None else 1_800_000_000
     return mint_code(base64.b64decode(TEST_PRIVATE), kid="k1", issuer="officepass", member=member, iat=now,

@@ -20,7 +20,7 @@ from controller.config import (
     load_config,
     load_mqtt_credentials,
 )
-from controller.vocab import Act
+from wire.vocab import Act
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -66,8 +66,8 @@ def _codes_from(args_codes: Sequence[str]) -> Iterable[str]:
 
 
 def cmd_verify_code(args: argparse.Namespace) -> int:
-    from controller.codes import MEMBER_RE
     from controller.core import verifier_for
+    from wire.codes import MEMBER_RE
 
     # `--revoked A B CODE...`: argparse hands the codes to --revoked too. A member id never holds
     # a ':' and a code always does, so give back to the codes what cannot be a member id.
@@ -129,7 +129,7 @@ def _read_private_key(args: argparse.Namespace) -> bytes:
 
 
 def cmd_issue_code(args: argparse.Namespace) -> int:
-    from controller.codes import mint_code
+    from wire.codes import mint_code
 
     try:
         private = _read_private_key(args)
@@ -158,7 +158,7 @@ def cmd_issue_code(args: argparse.Namespace) -> int:
 
 
 def cmd_issue_revocation(args: argparse.Namespace) -> int:
-    from controller.codes import MEMBER_RE, mint_revocation
+    from wire.codes import MEMBER_RE, mint_revocation
 
     try:
         private = _read_private_key(args)

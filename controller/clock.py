@@ -67,7 +67,12 @@ def kernel_clock_synced() -> bool:
 
 
 class DoorClock:
-    """Door time: the synchronized wall clock, else the later of the wall clock and the floor."""
+    """Door time: the synchronized wall clock, else the later of the wall clock and the floor.
+
+    One owner (the reactor) moves the floor (`observe`, `raise_floor`); any thread may read `now()`,
+    which writes nothing. The floor and the monotonic reading it was taken at are one tuple, swapped
+    whole, so a reader never sees half of an update.
+    """
 
     def __init__(
         self,
@@ -80,29 +85,33 @@ class DoorClock:
         self._wall = wall
         self._monotonic = monotonic
         self._synced_probe = synced_probe
-        self._floor = floor
-        self._floor_mono = monotonic()
+        self._anchor = (floor, monotonic())  # (floor, monotonic time it was set at)
 
     def _floor_now(self) -> float:
-        return self._floor + (self._monotonic() - self._floor_mono)
+        floor, at = self._anchor
+        return floor + (self._monotonic() - at)
 
     def now(self) -> float:
-        """Door time in unix seconds."""
+        """Door time in unix seconds (a read: any thread)."""
         wall = self._wall()
         if self._synced_probe():
-            self._floor, self._floor_mono = wall, self._monotonic()
             return wall
         return max(wall, self._floor_now())
 
+    def observe(self) -> None:
+        """The owner's look at the clock: a synchronized wall clock sets the floor, up or down."""
+        if self._synced_probe():
+            self._anchor = (self._wall(), self._monotonic())
+
     def raise_floor(self, at_least: float) -> None:
-        """An accepted code proves the time is at least its `iat`."""
+        """An accepted code proves the time is at least its `iat` (the owner only)."""
         if at_least > self._floor_now():
-            self._floor, self._floor_mono = at_least, self._monotonic()
+            self._anchor = (at_least, self._monotonic())
 
     @property
     def floor(self) -> float:
         """What to persist so a restart cannot go back in time (never an unsynchronized reading)."""
-        self.now()  # a synchronized clock updates the floor first
+        self.observe()  # a synchronized clock updates the floor first
         return self._floor_now()
 
     def synced(self) -> bool:

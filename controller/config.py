@@ -22,10 +22,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from controller.vocab import Act
 from drivers.gpio import PinWiring
 from drivers.picamera import parse_source
 from drivers.readers import ReaderConfig
+from wire.vocab import Act
 
 DEFAULT_PATH = Path("/etc/doorctl/doorctl.toml")
 DEFAULT_STORAGE = "/var/lib/doorctl/doorctl.db"

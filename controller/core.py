@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from controller.clock import DoorClock
-from controller.codes import CodeVerifier, MemberCode, used_code_expiry
 from controller.config import Config
 from controller.decision import (
     CodeRejected,
@@ -48,13 +47,15 @@ from controller.decision import (
     Tick,
     next_due,
     next_state,
-    vacancy_symbol,
 )
 from controller.journal import Journal as JournalFile
 from controller.journal import JournaledEvent, JournalError, UsedCode
-from controller.presence import PresenceCodes
-from controller.vocab import Deny, Side
 from drivers.presentation import PresentationWindow
+from wire.codes import CodeVerifier, MemberCode, used_code_expiry
+from wire.payloads import Seats, SessionInfo
+from wire.presence import PresenceCodes
+from wire.rules import rfc3339
+from wire.vocab import Deny, Side
 
 log = logging.getLogger("doorctl.core")
 
@@ -189,6 +190,7 @@ class DoorCore:
 
     def tick(self) -> Handled:
         """Let time pass: pulse ends, alarm timers, session deadlines; and the journal's health."""
+        self.clock.observe()
         self._probe_journal()
         now = self.now()
         door_due, mono_due = next_due(self.state, self.policy)
@@ -373,14 +375,21 @@ class DoorCore:
 
     # --- views ------------------------------------------------------------------------
 
-    def seats(self) -> dict[str, object]:
-        available = self.state.available(self.policy)
+    def seats(self) -> Seats:
+        return Seats(self.config.door.store, self.policy.seats, self.state.occupied,
+                     rfc3339(self.clock.now()),
+                     limit_minutes=self.config.door.session_limit_minutes)
+
+    def sessions(self) -> dict[str, SessionInfo]:
+        """The live sessions as the wire shows them, with the door's own warning and auto-checkout
+        times, so the member app shows this door's rule whatever its limit."""
+        policy = self.policy
+        auto = policy.auto_checkout_after_seconds
         return {
-            "store": self.config.door.store,
-            "capacity": self.policy.seats,
-            "occupied": self.state.occupied,
-            "available": available,
-            "symbol": vacancy_symbol(available),
+            member: SessionInfo(member, s.state, rfc3339(s.checked_in_at), rfc3339(s.deadline), s.overdue,
+                                warning_at=rfc3339(s.deadline - policy.warning_lead_seconds),
+                                auto_checkout_at=rfc3339(s.deadline + auto) if auto > 0 else None)
+            for member, s in self.state.sessions.items()
         }
 
     @property

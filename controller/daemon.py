@@ -35,16 +35,18 @@ from controller.decision import (
     RelayTripped,
     Sensed,
 )
-from controller.journal import Journal, JournalError, rfc3339
-from controller.presence import PresenceCodes, PresenceSecretError, load_secret
+from controller.door_port import DoorPort
+from controller.journal import Journal, JournalError
+from controller.presence import PresenceSecretError, load_secret
 from controller.reactor import Reactor
 from controller.sdnotify import Notifier
 from controller.status_socket import StatusServer, status_socket_path
-from controller.vocab import Side
 from drivers.gpio import DoorPins
 from drivers.platform import Platform
 from drivers.readers import CodeReader
 from drivers.relay import RelayGuard
+from wire.presence import PresenceCodes
+from wire.vocab import Side
 
 if TYPE_CHECKING:
     from controller.presence_display import PresenceDisplay
@@ -122,6 +124,8 @@ class DoorDaemon:
                       "and fire work) and retries it every second: %s", self.journal.unavailable)
         self.core = DoorCore(config, self.journal, self.guard, presence=self._presence_codes(config))
         self.readers = [platform.make_reader(r) for r in config.readers]
+        # How the cloud link (and the status view) see the door.
+        self.port = DoorPort(self.core, [r.name for r in config.readers], self.reactor.post)
         self.cloud: CloudSync | None = None
         self._cloud_problem: str | None = None
         self._display_problem: str | None = None
@@ -134,10 +138,9 @@ class DoorDaemon:
                 self._cloud_problem = "; ".join(exc.problems)
                 log.error("cloud link not started, the door runs offline: %s", self._cloud_problem)
             else:
-                self.cloud = CloudSync(config, credentials, self.reactor, self.core, self.status_fields)
-                cloud = self.cloud
-                self.core.listeners.append(lambda _events: cloud.drain())
-                self.core.on_publish.append(cloud.state_changed)
+                self.cloud = CloudSync(config, credentials, self.reactor, self.port)
+                self.core.listeners.append(self.cloud.written)
+                self.core.on_publish.append(self.cloud.state_changed)
         self.display = self._presence_display(config, platform)
         usec = os.environ.get("WATCHDOG_USEC", "")
         # Ping at half the interval systemd asked for (1 s when not under a watchdog).
@@ -185,29 +188,17 @@ class DoorDaemon:
 
     # --- views ----------------------------------------------------------------------------
 
-    def status_fields(self) -> dict[str, Any]:
-        """The door's live status (the MQTT status payload, less online/version/ts)."""
-        state = self.core.state
-        return {
-            "lock": state.lock,
-            "door": state.physical.door,
-            "alarms": sorted(state.alarms),
-            "readers": {r.name: "fault" if r.name in state.faulty_readers else "ok" for r in self.readers},
-            "clock_synced": self.core.clock.synced(),
-        }
-
     def snapshot(self) -> dict[str, Any]:
         """Everything `doorctl status` shows (reactor thread)."""
+        status = self.port.status().to_dict()
+        for key in ("online", "version", "ts"):
+            status.pop(key)
         return {
             "store": self.config.door.store,
             "door_name": self.config.door.name,
-            **self.status_fields(),
-            "seats": self.core.seats(),
-            "sessions": [
-                {"member": s.member, "state": s.state, "checked_in_at": rfc3339(s.checked_in_at),
-                 "deadline": rfc3339(s.deadline), "overdue": s.overdue}
-                for s in self.core.state.sessions.values()
-            ],
+            **status,
+            "seats": self.core.seats().to_dict(),
+            "sessions": [s.to_dict() for s in self.core.sessions().values()],
             **self._journal_view(),
             "unjournaled": self.core.unjournaled,
             "cloud": self._cloud_view(),
@@ -220,7 +211,7 @@ class DoorDaemon:
         try:
             return {
                 "backlog": self.journal.backlog(),
-                "recent_events": [e.payload(self.config.door.store, self.config.door.name)
+                "recent_events": [e.to_wire(self.config.door.store, self.config.door.name).to_dict()
                                   for e in self.journal.recent_events(15)],
             }
         except (sqlite3.Error, ValueError) as exc:
@@ -330,8 +321,8 @@ class DoorDaemon:
     def status_line(self) -> str:
         seats = self.core.seats()
         return (
-            f"{self.config.door.store}/{self.config.door.name}: {seats['occupied']}/{seats['capacity']} "
-            f"seats {seats['symbol']}, backlog {self.journal.backlog()}"
+            f"{self.config.door.store}/{self.config.door.name}: {seats.occupied}/{seats.capacity} "
+            f"seats {seats.symbol}, backlog {self.journal.backlog()}"
         )
 
     def _stop_from_signal(self) -> None:

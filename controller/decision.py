@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, assert_never
 
-from controller.vocab import (
-    PERSISTENT_ALARMS,
+from wire.rules import warning_lead_seconds
+from wire.vocab import (
     Act,
     Alarm,
     BoltPosition,
@@ -36,8 +36,10 @@ from controller.vocab import (
     Source,
 )
 
-# Before the deadline by this much: overstay_warning. Shorter limits warn a quarter early.
-WARNING_LEAD_SECONDS = 15 * 60
+# Alarms a restart must not forget while they are still true (a jammed bolt is still jammed).
+# journal_error is found again by the first write; cloud_config and fire by reading config and pins.
+PERSISTENT_ALARMS = frozenset({Alarm.DOOR_FORCED, Alarm.DOOR_HELD, Alarm.UNLOCK_FAULT, Alarm.LOCK_FAULT,
+                               Alarm.READER_FAULT})
 # With a lock sensor: the bolt must follow the relay within this long (contract §3).
 BOLT_FOLLOW_SECONDS = 1.0
 
@@ -57,9 +59,7 @@ class Policy:
 
     @property
     def warning_lead_seconds(self) -> float:
-        if self.session_limit_seconds < 3600:
-            return self.session_limit_seconds / 4
-        return WARNING_LEAD_SECONDS
+        return warning_lead_seconds(self.session_limit_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +145,6 @@ class DoorState:
         """The state a restart starts from: what the journal kept. The relay is off after a restart."""
         return cls(MappingProxyType({s.member: s for s in sessions}), Physical(fire=fire), alarms,
                    faulty_readers)
-
-
-def vacancy_symbol(available: int) -> str:
-    """○ two or more free, △ one, × none (the member app's vacancy)."""
-    if available >= 2:
-        return "○"
-    return "△" if available == 1 else "×"
 
 
 # --- inputs ---------------------------------------------------------------------------
@@ -431,7 +424,7 @@ def next_state(state: DoorState, inp: Input, now: Now, policy: Policy) -> Step:
 def _finish(before: DoorState, draft: _Draft) -> Step:
     effects: list[Effect] = []
     unchanged = draft.state is before  # most ticks: no state to compare
-    if draft.events or (not unchanged and _persisted(before) != _persisted(draft.state)):
+    if draft.events or (not unchanged and kept_by_journal(before) != kept_by_journal(draft.state)):
         effects.append(Journal(tuple(draft.events), draft.gates))
     effects.extend(draft.relay)
     if draft.reply is not None:
@@ -441,9 +434,24 @@ def _finish(before: DoorState, draft: _Draft) -> Step:
     return Step(draft.state, tuple(effects))
 
 
-def _persisted(state: DoorState) -> tuple[object, ...]:
-    """What the journal keeps of the state: a change here needs a Journal effect."""
-    return (state.sessions, state.alarms & PERSISTENT_ALARMS, state.faulty_readers, state.physical.fire)
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """What the journal keeps of the state, defined once: a change here needs a Journal effect, and
+    a restart starts from it (`DoorState.restored`)."""
+
+    sessions: Mapping[str, Session]
+    alarms: frozenset[Alarm]
+    faulty_readers: frozenset[str]
+    fire: bool
+
+    def same_conditions(self, other: Kept) -> bool:
+        """Alarms, faulty readers and the fire hold unchanged (sessions aside)."""
+        mine = (self.alarms, self.faulty_readers, self.fire)
+        return mine == (other.alarms, other.faulty_readers, other.fire)
+
+
+def kept_by_journal(state: DoorState) -> Kept:
+    return Kept(state.sessions, state.alarms & PERSISTENT_ALARMS, state.faulty_readers, state.physical.fire)
 
 
 def _public(state: DoorState) -> tuple[object, ...]:

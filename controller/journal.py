@@ -19,12 +19,13 @@ import sqlite3
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controller.decision import DoorState, Event, Session
-from controller.vocab import PERSISTENT_ALARMS, Alarm, SessionState
+from controller.decision import DoorState, Event, Session, kept_by_journal
+from wire.payloads import DoorEvent
+from wire.rules import rfc3339
+from wire.vocab import Alarm, EventType, SessionState, Source
 
 log = logging.getLogger("doorctl.journal")
 
@@ -97,25 +98,13 @@ class JournaledEvent:
     delivered: bool = False
     epoch: str = ""
 
-    def payload(self, store: str, door: str) -> dict[str, Any]:
+    def to_wire(self, store: str, door: str) -> DoorEvent:
         """The event as the contract (§4) publishes it, with the journal's `epoch`: a journal made
         anew (lost disk, replaced card) starts `seq` at 1 again under a new epoch, so a consumer can
         tell a restart of the numbering from lost events."""
-        body: dict[str, Any] = {
-            "id": self.id,
-            "seq": self.seq,
-            "epoch": self.epoch,
-            "ts": rfc3339(self.ts),
-            "store": store,
-            "door": door,
-            "type": self.type,
-            "member": self.member,
-            "source": self.source,
-            "reason": self.reason,
-        }
-        for key, value in self.fields.items():
-            body.setdefault(key, value)
-        return body
+        return DoorEvent(id=self.id, seq=self.seq, epoch=self.epoch, ts=rfc3339(self.ts), store=store,
+                         door=door, type=EventType(self.type), member=self.member, source=Source(self.source),
+                         reason=self.reason, fields=self.fields)
 
 
 def _write_revoked(db: sqlite3.Connection, version: int, members: Iterable[str]) -> None:
@@ -126,14 +115,6 @@ def _write_revoked(db: sqlite3.Connection, version: int, members: Iterable[str])
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (json.dumps(version),),
     )
-
-
-def _kept(state: DoorState) -> tuple[object, ...]:
-    return (state.alarms & PERSISTENT_ALARMS, state.faulty_readers, state.physical.fire)
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Journal:
@@ -297,10 +278,11 @@ class Journal:
         self.check_identity()
         try:
             with self._transaction() as db:
-                if _kept(before) != _kept(after):
-                    self._set_meta("alarms", sorted(after.alarms & PERSISTENT_ALARMS))
-                    self._set_meta("faulty_readers", sorted(after.faulty_readers))
-                    self._set_meta("fire", after.physical.fire)
+                kept = kept_by_journal(after)
+                if not kept.same_conditions(kept_by_journal(before)):
+                    self._set_meta("alarms", sorted(kept.alarms))
+                    self._set_meta("faulty_readers", sorted(kept.faulty_readers))
+                    self._set_meta("fire", kept.fire)
                 for member in before.sessions:
                     if member not in after.sessions:
                         db.execute("DELETE FROM sessions WHERE member = ?", (member,))
@@ -392,31 +374,33 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"journal write failed: {exc}") from exc
 
-    @staticmethod
-    def store_revocation(path: Path, version: int, members: Iterable[str]) -> bool:
-        """Write a revocation list from another thread, on a connection of its own, if `version` is
-        newer than the stored one. A 100,000-member list takes ~0.2 s to write: not on the reactor,
-        whose commits wait for this one (WAL: one writer at a time) but whose relay does not."""
+    # A long list is written in steps, so the reactor that owns this journal serves door inputs
+    # between them: staged into revoked_next, then swapped in by renaming (one small transaction).
+
+    def stage_revocation(self, members: Iterable[str], *, first: bool) -> None:
+        """Add members to the list being staged (`first`: start it anew)."""
         try:
-            db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            with self._transaction() as db:
+                if first:
+                    db.execute("DROP TABLE IF EXISTS revoked_next")
+                    db.execute("CREATE TABLE revoked_next (member TEXT PRIMARY KEY)")
+                db.executemany("INSERT OR IGNORE INTO revoked_next VALUES (?)", [(m,) for m in members])
         except sqlite3.Error as exc:
-            raise JournalError(f"cannot open {path} to store the revocation list: {exc}") from exc
+            raise JournalError(f"journal write failed: {exc}") from exc
+
+    def finish_revocation(self, version: int) -> None:
+        """The staged list becomes the list, with its version, atomically."""
         try:
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT value FROM meta WHERE key = 'revocation_version'").fetchone()
-            if row is not None and int(json.loads(row[0])) >= version:
-                db.execute("ROLLBACK")
-                return False
-            _write_revoked(db, version, members)
-            db.execute("COMMIT")
-            return True
+            with self._transaction() as db:
+                db.execute("DROP TABLE revoked")
+                db.execute("ALTER TABLE revoked_next RENAME TO revoked")
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('revocation_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (json.dumps(version),),
+                )
         except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise JournalError(f"revocation list not stored: {exc}") from exc
-        finally:
-            db.close()
+            raise JournalError(f"journal write failed: {exc}") from exc
 
     # --- outbox -----------------------------------------------------------------------
 

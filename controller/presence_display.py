@@ -9,9 +9,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from controller.presence import PresenceCodes, screen_url
 from controller.signage import Picture, draw_bar, screen_base
 from drivers.display import Screen
+from wire.presence import PresenceCodes, screen_url
 
 log = logging.getLogger("doorctl.display")
 

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-# The longest code text (contract §1): a reader hands over at most one character more, so the
+from wire.codes import MAX_CODE_CHARS
+
+# A reader hands over at most one character more than the longest code text (contract §1), so the
 # verifier can say "over 512" instead of reading a cut-off code.
-MAX_CODE_CHARS = 512
+__all__ = ["MAX_CODE_CHARS", "CodeReader", "Deliver", "Health", "LineSplitter", "ReaderConfig"]
 
 Deliver = Callable[[str, float], None]  # code text, time.monotonic() when it was seen
 Health = Callable[[bool, str], None]  # ok, what happened

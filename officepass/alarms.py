@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.vocab import Alarm, EventType
 from officepass.models import AlarmRecord
+from wire.vocab import Alarm, EventType
 
 OFFLINE = "offline"  # the service's own: a door's Last Will stood longer than the configured time
 RELAY_WATCHDOG = EventType.RELAY_WATCHDOG.value  # an event, not a standing condition

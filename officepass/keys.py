@@ -1,7 +1,7 @@
 """The signing keys: Ed25519 private keys in files of their own (0600, in a 0700 directory, outside
 the repository), one kid active for minting, the others still trusted by doors during a rotation.
 
-Minting follows contract §1 and §4 exactly: the door's own `controller.codes` writes the COSE, so
+Minting follows contract §1 and §4 exactly: the door's own `wire.codes` writes the COSE, so
 the same verifier that passes the shared vectors checks the service's output.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller.codes import mint_code, mint_revocation
 from controller.config import DEFAULT_ISSUER
-from controller.vocab import Act
+from wire.codes import mint_code, mint_revocation
+from wire.vocab import Act
 
 KID_RE = re.compile(r"[A-Za-z0-9._-]{1,16}")
 CODE_TTL_SECONDS = 60  # the member's code at the door camera (contract §8)

@@ -13,9 +13,9 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
-from controller.vocab import Alarm
 from officepass.alarms import OFFLINE, unmailed
 from officepass.models import AlarmRecord
+from wire.vocab import Alarm
 
 log = logging.getLogger("officepass.mail")
 

@@ -12,8 +12,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.codes import MEMBER_RE
 from officepass.models import Member, Revocation, StoreRecord
+from wire.codes import MEMBER_RE
 
 ROLES = ("member", "operator")
 STORE_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -30,12 +30,13 @@ LOCK="requirements/dev-bookworm-$(uname -m).txt"
 [ -f "$LOCK" ] || { echo "bootstrap: no lock for $(uname -m) (x86_64 and aarch64 only)" >&2; exit 2; }
 # Reinstall only when the lock or a project file changed since the last install.
 if [ ! -f "$stamp" ] || [ "$LOCK" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
-        || [ hw-sim/pyproject.toml -nt "$stamp" ] || [ officepass/pyproject.toml -nt "$stamp" ]; then
+        || [ hw-sim/pyproject.toml -nt "$stamp" ] || [ officepass/pyproject.toml -nt "$stamp" ] \
+        || [ wire/pyproject.toml -nt "$stamp" ]; then
     echo "bootstrap: installing Python packages into .venv (from $LOCK, hashes checked)"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q --require-hashes -r "$LOCK"
-    # The door, and beside it the simulator and the pass service (development only), on the locked
-    # dependencies.
-    .venv/bin/python -m pip install -q --no-deps -e . -e ./hw-sim -e ./officepass
+    # The wire, the door, and beside them the simulator and the pass service (development only), on
+    # the locked dependencies.
+    .venv/bin/python -m pip install -q --no-deps -e ./wire -e . -e ./hw-sim -e ./officepass
     touch "$stamp"
 fi

@@ -52,10 +52,10 @@ tar -C "$SRC" --exclude=.venv --exclude=.git --exclude=.demo --exclude='__pycach
 log "venv (with system site packages: lgpio, picamera2 from apt)"
 [ -x "$APP/.venv/bin/python" ] || "$PYTHON" -m venv --system-site-packages "$APP/.venv"
 "$APP/.venv/bin/python" -m pip install -q --upgrade pip
-# The locked, hashed dependencies for this release and architecture, then the door alone.
+# The locked, hashed dependencies for this release and architecture, then the wire and the door.
 log "dependencies from $(basename "$LOCK")"
 "$APP/.venv/bin/python" -m pip install -q --require-hashes -r "$LOCK"
-"$APP/.venv/bin/python" -m pip install -q --no-deps "$APP"
+"$APP/.venv/bin/python" -m pip install -q --no-deps "$APP/wire" "$APP"
 if [ "$ARCH" != x86_64 ] && ! "$APP/.venv/bin/python" -c "import lgpio" 2>/dev/null; then
     log "WARNING: no lgpio for this Python: install python3-lgpio (Raspberry Pi OS) for real GPIO"
 fi

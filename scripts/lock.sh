@@ -15,7 +15,8 @@ declare -A PYTHON=([bookworm]=3.11 [trixie]=3.13)
 for release in bookworm trixie; do
     for arch in x86_64 aarch64; do
         common=(--python-version "${PYTHON[$release]}" --python-platform "$arch-manylinux_2_36"
-                --generate-hashes -c "requirements/$release-constraints.txt" --no-header)
+                --generate-hashes -c "requirements/$release-constraints.txt" --no-header
+                --no-emit-package doorctl-wire requirements/wire-source.in)
         "$UV" pip compile --quiet pyproject.toml --extra pi "${common[@]}" \
             -o "requirements/door-$release-$arch.txt"
         if [ "$release" = bookworm ]; then

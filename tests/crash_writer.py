@@ -14,9 +14,9 @@ import time
 from controller.config import load_config
 from controller.core import DoorCore
 from controller.journal import Journal
-from controller.vocab import Side
 from tests.helpers import code
 from tests.rig import Relay
+from wire.vocab import Side
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from controller.codes import mint_code, mint_revocation
 from controller.config import Config, parse_config
+from wire.codes import mint_code, mint_revocation
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"  # the project's own copies: a clone needs nothing beside it

@@ -9,12 +9,12 @@ import cbor2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.base45 import b45decode, b45encode
-from controller.codes import PREFIX, MalformedCode, parse_revocation
 from controller.config import parse_config
 from controller.core import verifier_for
-from controller.vocab import VERIFIER_ORDER
 from tests.helpers import NOW, code, config_doc
+from wire.base45 import b45decode, b45encode
+from wire.codes import PREFIX, MalformedCode, parse_revocation
+from wire.vocab import VERIFIER_ORDER
 
 VERIFIER = verifier_for(parse_config(config_doc()))
 DENY_REASONS = frozenset(VERIFIER_ORDER)

@@ -12,9 +12,9 @@ from controller.clock import DoorClock
 from controller.config import Config
 from controller.core import DoorCore, verifier_for
 from controller.journal import Journal
-from controller.vocab import Side
 from tests.helpers import VECTORS, make_config
 from tests.rig import Relay
+from wire.vocab import Side
 
 
 def _vector_files() -> list[Path]:

@@ -13,11 +13,11 @@ from controller.config import Config
 from controller.core import DoorCore
 from controller.decision import ExitButton
 from controller.journal import Journal
-from controller.presence import PresenceCodes
-from controller.vocab import Alarm, Deny, Side
 from tests.helpers import NOW, code, make_config
 from tests.rig import Relay
 from tests.small_fs import fill, small_tmpfs
+from wire.presence import PresenceCodes
+from wire.vocab import Alarm, Deny, Side
 
 ENTRY, EXIT, REMOTE = Side.ENTRY, Side.EXIT, Side.REMOTE
 
@@ -73,7 +73,7 @@ def test_member_day(door: tuple[DoorCore, Clock, Clock]) -> None:
         assert handled.decision is not None and handled.decision.result == result
     late = core.present(code("m1", iat=int(wall.t)), "inside", EXIT)
     assert late.decision is not None and late.decision.reason == "not_checked_in"
-    assert core.seats()["available"] == 2 and core.seats()["symbol"] == "○"
+    assert core.seats().available == 2 and core.seats().symbol == "○"
 
 
 def test_seats_and_symbols(door: tuple[DoorCore, Clock, Clock]) -> None:
@@ -81,7 +81,7 @@ def test_seats_and_symbols(door: tuple[DoorCore, Clock, Clock]) -> None:
     symbols = []
     for m in ("a", "b", "c"):
         core.present(code(m, iat=int(wall.t)), "front", ENTRY)
-        symbols.append(core.seats()["symbol"])
+        symbols.append(core.seats().symbol)
     assert symbols == ["△", "×", "×"]
     assert core.journal.events()[-1].reason == "full"
 
@@ -194,7 +194,7 @@ def test_ticks_journal_overstay_and_auto_checkout(door: tuple[DoorCore, Clock, C
     core.tick()
     types = [e.type for e in core.journal.events()][-3:]
     assert types == ["overstay_warning", "overstay", "checkout"]
-    assert core.journal.events()[-1].fields["auto"] is True and core.seats()["occupied"] == 0
+    assert core.journal.events()[-1].fields["auto"] is True and core.seats().occupied == 0
 
 
 def test_clock_set_back_cannot_revive_old_codes(tmp_path: Path) -> None:

@@ -38,10 +38,10 @@ from controller.decision import (
     Tick,
     next_due,
     next_state,
-    vacancy_symbol,
 )
 from controller.journal import Journal as JournalFile
-from controller.vocab import Act, Alarm, Deny, LockStatus, SessionState, Side
+from wire.rules import vacancy_symbol
+from wire.vocab import Act, Alarm, Deny, LockStatus, SessionState, Side
 
 POLICY = Policy(seats=2, session_limit_seconds=7200, auto_checkout_after_seconds=1800, unlock_seconds=5,
                 door_held_seconds=30, has_lock_sensor=False)

@@ -15,11 +15,13 @@ import pytest
 from hwsim.broker import Broker, Recorder
 from tests.helpers import code, config_doc, revocation, toml_text
 from tests.procs import BoardProcess, DoorProcess
+from wire.rules import DEFAULT_PREFIX
+from wire.topics import DoorTopics
 
 STORE, DOOR = "shinjuku-3", "main"
-BASE = f"officepass/v1/stores/{STORE}"
-STATUS, SEATS, EVENTS = f"{BASE}/doors/{DOOR}/status", f"{BASE}/seats", f"{BASE}/doors/{DOOR}/events"
-CMD, RESULT = f"{BASE}/doors/{DOOR}/cmd", f"{BASE}/doors/{DOOR}/cmd/result"
+TOPICS = DoorTopics(DEFAULT_PREFIX, STORE, DOOR)
+STATUS, SEATS, EVENTS = TOPICS.status, TOPICS.seats, TOPICS.events
+CMD, RESULT = TOPICS.cmd, TOPICS.cmd_result
 
 
 def fresh(member: str, **kw: Any) -> str:
@@ -59,7 +61,7 @@ class Store:
     def command(self, member: str, act: str, ttl: int = 30, iat: int | None = None,
                 correlation: bytes | None = None) -> tuple[str, dict[str, Any]]:
         text = code(member, iat=iat if iat is not None else int(time.time()), ttl=ttl, act=act)
-        reply_to = f"app/replies/{time.monotonic_ns()}"
+        reply_to = TOPICS.all.reply(f"t{time.monotonic_ns()}", STORE, DOOR)
         before = len(self.cloud.on(reply_to))
         self.cloud.publish(CMD, text, response_topic=reply_to, correlation=correlation or b"corr-1")
         assert self.cloud.wait(lambda: len(self.cloud.on(reply_to)) > before, 10), "no reply"

@@ -17,9 +17,9 @@ from controller.clock import DoorClock
 from controller.core import DoorCore
 from controller.decision import DoorState, Event, Session
 from controller.journal import DELIVERED_RETENTION_SECONDS, Journal, JournalError, UsedCode
-from controller.vocab import EventType, SessionState, Side, Source
 from tests.helpers import ROOT, code, config_doc, make_config, toml_text
 from tests.rig import Relay
+from wire.vocab import EventType, SessionState, Side, Source
 
 UNLOCK = Event(EventType.UNLOCK, None, Source.BUTTON)
 
@@ -47,7 +47,7 @@ def test_pragmas_and_restore(tmp_path: Path) -> None:
     assert j.time_floor() == T + 5
     (ev,) = j.undelivered()
     assert ev.seq == written[0].seq == 1 and ev.fields == {"deadline": T + 7200}
-    payload = ev.payload("shinjuku-3", "main")
+    payload = ev.to_wire("shinjuku-3", "main").to_dict()
     assert payload["ts"] == "2027-01-15T08:00:00.000Z" and payload["deadline"] == T + 7200
     assert set(payload) >= {"id", "seq", "epoch", "ts", "store", "door", "type", "member", "source", "reason"}
     assert payload["epoch"] == j.epoch and len(j.epoch) == 12

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from controller.vocab import Alarm, LockStatus
 from drivers.gpio import DoorPins
 from hwsim.board import SimBoard
 from hwsim.pins import SimFactory
@@ -20,6 +19,7 @@ from hwsim.runtime import board_wiring
 from hwsim.server import LocalLink
 from tests.helpers import make_config
 from tests.rig import Rig, relay_on_spans, wait_for
+from wire.vocab import Alarm, LockStatus
 
 # Seconds past max_unlock_seconds the relay may stay on: the guard's thread waking on a loaded
 # 2-core machine (measured well under 0.05 s; the margin keeps the test from failing under load).

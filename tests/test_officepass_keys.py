@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from controller.codes import CodeVerifier
 from controller.config import parse_config
 from controller.core import verifier_for
-from controller.vocab import Act
 from officepass.keys import KeyProblem, KeyRing
 from tests.helpers import NOW, config_doc
 from tests.procs import ROOT
+from wire.codes import CodeVerifier
+from wire.vocab import Act
 
 
 def door_trusting(ring: KeyRing, store: str = "shinjuku-3") -> CodeVerifier:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from controller.vocab import Act
 from hwsim.broker import Broker
 from officepass.db import engine_for, migrate, sessions
 from officepass.keys import KeyRing
@@ -18,6 +17,7 @@ from officepass.link import DoorLink
 from officepass.members import MemberProblem, add_member, add_store, check_password, disable_member
 from officepass.models import Member
 from tests.procs import BoardProcess, DoorProcess, door_trusting_service
+from wire.vocab import Act
 
 
 def test_accounts_argon2_and_disable(tmp_path: Path) -> None:

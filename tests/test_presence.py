@@ -16,18 +16,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.codes import MalformedCode, mint_code, parse_code
 from controller.config import ConfigError
 from controller.decision import CodeRequest, DoorState, Session, next_state
-from controller.presence import PresenceCodes, PresenceSecretError, load_secret, screen_url
+from controller.presence import PresenceSecretError, load_secret
 from controller.signage import render_screen
-from controller.vocab import Act, Deny, SessionState, Side
 from drivers.decode import DecodePipeline
 from drivers.display import DisplayError, FramebufferScreen, read_geometry, unpack
 from tests.helpers import NOW, PRIVATE, code, make_config
 from tests.rig import Relay
 from tests.test_core import Clock, make_core
 from tests.test_decision import POLICY, T0, at, relay_effects
+from wire.codes import MalformedCode, mint_code, parse_code
+from wire.presence import PresenceCodes, screen_url
+from wire.vocab import Act, Deny, SessionState, Side
 
 SECRET = bytes(range(32))
 PRESENCE = {"url": "https://pass.example/s/{store}/{door}", "window_seconds": 10, "accept_seconds": 30}

@@ -30,9 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from controller.codes import mint_code
 from hwsim.broker import Broker, Recorder, free_port
 from hwsim.server import BoardClient
+from wire.codes import mint_code
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".demo"

@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from controller.codes import MAX_PRESENCE_CHARS
-from controller.vocab import Act, Deny
 from officepass.models import LiveSession, StoreRecord, StoreSeats
 from officepass.web.guard import DB, AttemptLimit, CurrentMember, check_csrf
 from officepass.web.pages import render
 from officepass.web.words import DONE, REFUSED, REFUSED_OTHER, SCAN, TOO_MANY_PRESSES, TROUBLE
+from wire.codes import MAX_PRESENCE_CHARS
+from wire.vocab import Act, Deny
 
 router = APIRouter()
 PRESENCE_RE = re.compile(rf"[A-Za-z0-9]{{1,{MAX_PRESENCE_CHARS}}}")

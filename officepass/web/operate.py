@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
-from controller.vocab import Act, EventType
 from officepass.alarms import acknowledge
 from officepass.members import MemberProblem, add_member, disable_and_publish
 from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, StoreRecord
 from officepass.web.guard import DB, Operator, check_csrf
+from wire.vocab import Act, EventType
 
 log = logging.getLogger("officepass.console")
 router = APIRouter(prefix="/console", dependencies=[Depends(check_csrf)])

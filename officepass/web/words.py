@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.vocab import Act, Deny
+from wire.vocab import Act, Deny
 
 BUTTONS: dict[Act, tuple[str, str]] = {
     Act.CHECK_IN: ("入店する", "Check in"),

@@ -1,4 +1,5 @@
-"""The door's words, each a closed type spelled once: acts, sources, deny reasons, event types, alarms.
+"""The wire's words, each a closed type spelled once: acts, sources, deny reasons, event types, alarms,
+lock, door and session states, vacancy symbols.
 
 They are `StrEnum`s, so they compare equal to and serialize as the contract's strings (`json.dumps`
 writes `Act.CHECK_IN` as "check_in"), while a type checker refuses a misspelled or unknown one.
@@ -114,11 +115,6 @@ class Alarm(StrEnum):
     CLOUD_CONFIG = "cloud_config"
 
 
-# Alarms a restart must not forget while they are still true (a jammed bolt is still jammed).
-# journal_error is found again by the first write; cloud_config and fire by reading config and pins.
-PERSISTENT_ALARMS = frozenset({Alarm.DOOR_FORCED, Alarm.DOOR_HELD, Alarm.UNLOCK_FAULT, Alarm.LOCK_FAULT,
-                               Alarm.READER_FAULT})
-
 
 class DoorPosition(StrEnum):
     OPEN = "open"
@@ -141,3 +137,11 @@ class LockStatus(StrEnum):
 class SessionState(StrEnum):
     CHECKED_IN = "checked_in"
     CHECKING_OUT = "checking_out"
+
+
+class Vacancy(StrEnum):
+    """The member app's vacancy symbol from seats still free (contract §2; the rule: wire.rules)."""
+
+    MANY = "○"  # two or more free
+    ONE = "△"
+    NONE = "×"

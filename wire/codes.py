@@ -8,7 +8,7 @@ Verification is split in two so each half can be reasoned about alone:
   returns a `Verdict` with the first failing reason.
 
 Replay memory is not here: it lives in the journal (used codes) and in the
-same-presentation window (drivers.presentation), both consulted by the door core.
+same-presentation window, both consulted by the door's admission (controller.admission).
 
 The signed revocation list (contract §4, `OPR1:`) is the same COSE_Sign1 with
 other claims: `parse_revocation` and `CodeVerifier.verify_revocation`.
@@ -26,11 +26,12 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from controller.base45 import b45decode, b45encode
-from controller.vocab import Act, Deny
-from drivers.readers import MAX_CODE_CHARS
+from wire.base45 import b45decode, b45encode
+from wire.vocab import Act, Deny
 
 PREFIX = "OP1:"
+# A member code's QR text is at most this long (contract §1); longer is malformed unread.
+MAX_CODE_CHARS = 512
 REVOCATION_PREFIX = "OPR1:"
 COSE_SIGN1_TAG = 18
 ALG_EDDSA = -8
@@ -225,11 +226,15 @@ class RevocationList:
     signature: bytes
 
 
+def revocation_text_limit(max_members: int) -> int:
+    """The longest `OPR1:` text a list of `max_members` can be: 64 chars per member id, plus CBOR
+    overhead, in base45 (x1.5). A generous bound that keeps a hostile payload from being decoded."""
+    return 256 + max_members * 110
+
+
 def parse_revocation(text: str, max_members: int) -> RevocationList:
     """Check an `OPR1:` list's structure; raise MalformedCode naming the first problem."""
-    # 64 chars per member id, plus CBOR overhead, in base45 (x1.5): a generous text bound that
-    # keeps a hostile payload from being decoded at all.
-    sign1 = _parse_sign1(text, REVOCATION_PREFIX, 256 + max_members * 110)
+    sign1 = _parse_sign1(text, REVOCATION_PREFIX, revocation_text_limit(max_members))
     claims = sign1.claims
     iss, iat, version, members = claims.get(_ISS), claims.get(_IAT), claims.get("v"), claims.get("m")
     if not isinstance(iss, str):
