@@ -102,7 +102,7 @@ def test_member_day(store: Store) -> None:
     store.show("front", fresh("m-1"))  # check in at the door camera
     store.wait_event("check_in", "m-1")
     assert store.cloud.wait(lambda: store.seats()["symbol"] == "△")
-    session_topic = f"{BASE}/sessions/m-1"
+    session_topic = TOPICS.session("m-1")
     states = lambda: [s["state"] for s in store.cloud.json_on(session_topic)]  # noqa: E731
     assert store.cloud.wait(lambda: states() == ["checked_in"])
     store.show("inside", fresh("m-1"))  # out for a while
@@ -117,7 +117,7 @@ def test_member_day(store: Store) -> None:
     assert reply == {"cti": reply["cti"], "ok": True, "result": "checkout", "reason": None}
     store.wait_event("checkout", "m-1")
     assert store.cloud.wait(lambda: store.seats()["symbol"] == "○" and store.seats()["available"] == 2)
-    assert store.cloud.wait(lambda: store.cloud.on(f"{BASE}/sessions/m-1")[-1] == b""), "session cleared"
+    assert store.cloud.wait(lambda: store.cloud.on(TOPICS.session("m-1"))[-1] == b""), "session cleared"
     store.show("inside", fresh("m-1"))  # after checkout: no more unlocks
     store.wait_event("denied", "m-1")
     assert [e["reason"] for e in store.events() if e["type"] == "denied"] == ["not_checked_in"]
