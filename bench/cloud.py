@@ -18,12 +18,12 @@ from bench.procs import Door, member_code, percentile, rss_mb, write_config
 from controller.decision import DoorState, Event
 from controller.journal import Journal
 from hwsim.broker import Broker, Recorder
+from wire.rules import DEFAULT_PREFIX
+from wire.topics import DoorTopics
 from wire.vocab import EventType, Source
 
-EVENTS = "officepass/v1/stores/bench/doors/main/events"
-STATUS = "officepass/v1/stores/bench/doors/main/status"
-SEATS = "officepass/v1/stores/bench/seats"
-CMD = "officepass/v1/stores/bench/doors/main/cmd"
+TOPICS = DoorTopics(DEFAULT_PREFIX, "bench", "main")
+EVENTS, STATUS, SEATS, CMD = TOPICS.events, TOPICS.status, TOPICS.seats, TOPICS.cmd
 
 
 def _ts(value: str) -> float:

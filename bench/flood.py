@@ -20,9 +20,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.procs import Door, member_code, percentile, write_config
 from hwsim.broker import Broker, Recorder
+from wire.rules import DEFAULT_PREFIX
+from wire.topics import DoorTopics
 
-CMD = "officepass/v1/stores/bench/doors/main/cmd"
-RESULT = "officepass/v1/stores/bench/doors/main/cmd/result"
+TOPICS = DoorTopics(DEFAULT_PREFIX, "bench", "main")
+CMD, RESULT = TOPICS.cmd, TOPICS.cmd_result
 
 
 def _flood(port: int, n: int, done: threading.Event) -> None:

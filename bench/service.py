@@ -28,9 +28,13 @@ from hwsim.broker import Broker
 from officepass.consumer import FleetConsumer
 from officepass.db import engine_for, migrate, sessions
 from officepass.models import EventRecord
+from wire.rules import DEFAULT_PREFIX
+from wire.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[1]
 DOORS, PER_DOOR = 10, 10_000
+
+TOPICS = Topics()
 
 
 def _events(door: int) -> list[bytes]:
@@ -47,7 +51,7 @@ def ingest(url: str, label: str) -> None:
         broker = Broker(Path(tmp))
         migrate(url)
         db = sessions(engine_for(url))
-        consumer = FleetConsumer(db, "127.0.0.1", broker.port, "officepass/v1",
+        consumer = FleetConsumer(db, "127.0.0.1", broker.port, DEFAULT_PREFIX,
                                  f"bench-{uuid.uuid4().hex[:6]}")
         consumer.start()
         time.sleep(1)
@@ -59,7 +63,7 @@ def ingest(url: str, label: str) -> None:
         batches = [_events(d) for d in range(DOORS)]
         started = time.monotonic()
         for seq in range(PER_DOOR):  # the doors interleaved, as a fleet publishes
-            sent = [publisher.publish(f"officepass/v1/stores/s{door}/doors/main/events", batches[door][seq],
+            sent = [publisher.publish(TOPICS.events(f"s{door}", "main"), batches[door][seq],
                                       qos=1) for door in range(DOORS)]
             if seq % 50 == 49:  # keep paho's outgoing queue short
                 sent[-1].wait_for_publish(60)
@@ -107,7 +111,7 @@ def service_with_door(members: list[str], **door_sections: Any) -> Iterator[tupl
         lock = {"relay_pin": "GPIO17", "unlock_seconds": 0.2}
         board, door = door_trusting_service(tmp, broker.port, key.kid, key.public_b64, lock=lock,
                                             **door_sections)
-        link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
+        link = DoorLink("127.0.0.1", broker.port, DEFAULT_PREFIX)
         link.start()
         app = create_app(db, ring, link, "bench-secret-" + "x" * 32, secure_cookie=False)
         try:

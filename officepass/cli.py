@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from controller.config import DEFAULT_PREFIX
 from officepass.keys import KeyProblem, KeyRing
+from wire.rules import DEFAULT_PREFIX
 
 DEFAULT_KEYS = Path(os.environ.get("OFFICEPASS_KEYS", "/var/lib/officepass/keys"))
 DEFAULT_DB = os.environ.get("OFFICEPASS_DB", "sqlite:////var/lib/officepass/officepass.db")
@@ -101,17 +101,16 @@ def cmd_store_add(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from controller.config import ConfigError
     from officepass.consumer import FleetConsumer
     from officepass.link import DoorLink
     from officepass.mail import SupportMail
-    from officepass.settings import load_settings
+    from officepass.settings import SettingsError, load_settings
     from officepass.watch import OfflineWatch
     from officepass.web.app import create_app
 
     try:
         settings = load_settings(Path(args.config))
-    except ConfigError as exc:
+    except SettingsError as exc:
         print(f"officepass serve: {args.config} has problems:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)

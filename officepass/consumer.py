@@ -8,13 +8,13 @@ message in its own transaction, and a bad message is logged and skipped, never f
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +27,21 @@ from sqlalchemy.orm import Session
 from officepass.alarms import MAILED, OFFLINE, RELAY_WATCHDOG, clear_alarm, raise_alarm, sync_status
 from officepass.fleet import BadMessage, record_event, record_seats, record_session, record_status
 from officepass.models import AlarmRecord
+from wire.payloads import (
+    DoorEvent,
+    DoorOffline,
+    DoorStatus,
+    Seats,
+    SessionInfo,
+    WireError,
+    parse_session,
+    parse_status,
+)
+from wire.topics import Kind, Topic, Topics
+from wire.vocab import EventType
 
 log = logging.getLogger("officepass.consumer")
 
-SHARE_GROUP = "officepass"
 # The broker keeps this consumer's subscriptions and queues its QoS 1 messages while it is away (a
 # restart of the service or of the broker): events published meanwhile still arrive.
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
@@ -42,7 +53,7 @@ class FleetConsumer:
                  client_id: str, on_alarm: Callable[[], None] = lambda: None) -> None:
         self._sessions = sessions
         self._on_alarm = on_alarm  # an alarm support must hear of was raised (the mailer wakes)
-        self.prefix = prefix
+        self.topics = Topics(prefix)
         self.stored: Counter[str] = Counter()  # messages written, by kind (events, status, ...)
         # Bounded by the broker: at most RECEIVE_MAXIMUM unacknowledged messages are ever queued.
         self._queue: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
@@ -79,9 +90,8 @@ class FleetConsumer:
         return True
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        base = f"{self.prefix}/stores/+"
-        client.subscribe([(f"$share/{SHARE_GROUP}/{base}/doors/+/events", 1), (f"{base}/doors/+/status", 1),
-                          (f"{base}/seats", 1), (f"{base}/sessions/+", 1)])
+        topics = self.topics
+        client.subscribe([(topics.all_events_shared(), 1), *((t, 1) for t in topics.all_retained())])
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._queue.put(message)
@@ -101,43 +111,71 @@ class FleetConsumer:
                 self._queue.task_done()
 
     def _write(self, topic: str, payload: bytes) -> None:
-        parts = topic[len(self.prefix) + 1:].split("/") if topic.startswith(self.prefix + "/") else []
+        parsed = self.topics.parse(topic)
+        if parsed is None:
+            return
         now = datetime.now(UTC)
         try:
-            body = json.loads(payload) if payload else None
-        except ValueError:
-            log.warning("not JSON on %s: ignored", topic)
+            message = _read(parsed, payload)
+        except (WireError, BadMessage) as exc:
+            log.warning("ignored a message on %s: %s", topic, exc)
+            return
+        if message is _NOT_OURS:
             return
         raised: list[AlarmRecord | None] = []
         try:
             with self._sessions() as db, db.begin():
-                kind = parts[-1] if parts else ""
-                match parts:
-                    case ["stores", store, "doors", door, "events"]:
-                        named = (body.get("store"), body.get("door")) if isinstance(body, dict) else None
-                        if not isinstance(body, dict) or named != (store, door):
-                            raise BadMessage("the event names another door than its topic")
-                        if record_event(db, body) and body["type"] == RELAY_WATCHDOG:
-                            raised += [raise_alarm(db, store, door, RELAY_WATCHDOG, now, instant=True)]
-                    case ["stores", store, "doors", door, "status"]:
-                        if body is not None:
-                            record_status(db, store, door, body, now)
-                            if body.get("online") is True:
-                                clear_alarm(db, store, door, OFFLINE, now)
-                                alarms = body.get("alarms")
-                                listed = alarms if isinstance(alarms, list) else []
-                                raised += sync_status(db, store, door, listed, now)
-                    case ["stores", store, "seats"]:
-                        if body is not None:
-                            record_seats(db, store, body, now)
-                    case ["stores", store, "sessions", member]:
-                        kind = "sessions"
-                        record_session(db, store, member, body)
-                    case _:
-                        return
+                match message:
+                    case DoorEvent() as event:
+                        if record_event(db, event) and event.type is EventType.RELAY_WATCHDOG:
+                            raised += [raise_alarm(db, event.store, event.door, RELAY_WATCHDOG, now,
+                                                   instant=True)]
+                    case DoorStatus() | DoorOffline() as status:
+                        assert parsed.store is not None and parsed.door is not None
+                        record_status(db, parsed.store, parsed.door, status, now)
+                        if isinstance(status, DoorStatus):
+                            clear_alarm(db, parsed.store, parsed.door, OFFLINE, now)
+                            raised += sync_status(db, parsed.store, parsed.door, list(status.alarms), now)
+                    case Seats() as seats:
+                        record_seats(db, seats, now)
+                    case _SessionMessage(store, member, session):
+                        record_session(db, store, member, session)
         except BadMessage as exc:
             log.warning("ignored a message on %s: %s", topic, exc)
             return
-        self.stored[kind] += 1
+        self.stored[parsed.kind] += 1
         if any(r is not None and r.kind in MAILED for r in raised):
             self._on_alarm()
+
+
+@dataclass(frozen=True)
+class _SessionMessage:
+    store: str
+    member: str
+    session: SessionInfo | None
+
+
+_NOT_OURS = object()
+
+
+def _read(topic: Topic, payload: bytes) -> object:
+    """The typed message a topic carries, checked against its topic; WireError or BadMessage if it
+    does not fit, _NOT_OURS for a kind the consumer does not keep."""
+    match topic.kind:
+        case Kind.EVENTS:
+            event = DoorEvent.from_json(payload)
+            if (event.store, event.door) != (topic.store, topic.door):
+                raise BadMessage("the event names another door than its topic")
+            return event
+        case Kind.STATUS:
+            return parse_status(payload)
+        case Kind.SEATS:
+            seats = Seats.from_json(payload)
+            if seats.store != topic.store:
+                raise BadMessage("the seats name another store than their topic")
+            return seats
+        case Kind.SESSION:
+            assert topic.store is not None and topic.member is not None
+            return _SessionMessage(topic.store, topic.member, parse_session(payload))
+        case _:
+            return _NOT_OURS

@@ -18,8 +18,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller.config import DEFAULT_ISSUER
 from wire.codes import mint_code, mint_revocation
+from wire.rules import DEFAULT_ISSUER
 from wire.vocab import Act
 
 KID_RE = re.compile(r"[A-Za-z0-9._-]{1,16}")

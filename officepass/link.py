@@ -5,7 +5,6 @@ a disable becomes the retained, signed revocation list.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -16,6 +15,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from wire.payloads import CommandReply, WireError
+from wire.topics import Kind, Topics
 
 log = logging.getLogger("officepass.link")
 
@@ -30,11 +32,13 @@ def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
 
 class DoorLink:
     def __init__(self, host: str, port: int, prefix: str, instance: str | None = None) -> None:
-        self.prefix = prefix
+        self.topics = Topics(prefix)
         self.instance = instance or uuid.uuid4().hex[:12]
         # Unique to this service instance: answers to its presses come here and nowhere else.
-        self.reply_topic = f"{prefix}/service/{self.instance}/replies"
-        self._answers: dict[bytes, dict[str, Any]] = {}
+        self.replies = self.topics.replies_filter(self.instance)
+        # A press waiting for its answer: correlation data -> the door it was sent to.
+        self._asked: dict[bytes, tuple[str, str]] = {}
+        self._answers: dict[bytes, CommandReply] = {}
         self._cond = threading.Condition()
         self._ready = threading.Event()
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
@@ -54,39 +58,58 @@ class DoorLink:
         self.client.disconnect()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        client.subscribe(self.reply_topic, qos=1)
+        client.subscribe(self.replies, qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        correlation = getattr(message.properties, "CorrelationData", None)
         try:
-            answer = json.loads(message.payload)
-        except ValueError:
-            log.warning("a reply that is not JSON: ignored")
+            self._answer(message.topic, getattr(message.properties, "CorrelationData", None),
+                         bytes(message.payload))
+        except Exception:  # a callback that raises would end paho's network thread
+            log.exception("a reply on %s could not be read", message.topic)
+
+    def _answer(self, topic: str, correlation: object, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.kind is not Kind.REPLY or parsed.instance != self.instance:
             return
-        if not isinstance(correlation, bytes) or not isinstance(answer, dict):
+        if not isinstance(correlation, bytes):
+            log.warning("a reply on %s without correlation data: ignored", topic)
+            return
+        try:
+            answer = CommandReply.from_json(payload)
+        except WireError as exc:
+            log.warning("a reply on %s that is not one: %s", topic, exc)
             return
         with self._cond:
+            # Only the door this press went to may answer it, on its own reply topic.
+            if self._asked.get(correlation) != (parsed.store, parsed.door):
+                log.warning("a reply on %s for a press not sent to that door: ignored", topic)
+                return
             self._answers[correlation] = answer
             self._cond.notify_all()
 
-    def send(
-        self, store: str, door: str, command: str, timeout: float = ANSWER_SECONDS
-    ) -> dict[str, Any] | None:
+    def send(self, store: str, door: str, command: str,
+             timeout: float = ANSWER_SECONDS) -> CommandReply | None:
         """Publish one command (QoS 1) and wait for the door's answer; None when none comes in time."""
         correlation = uuid.uuid4().bytes
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho: untyped
-        props.ResponseTopic = self.reply_topic
+        props.ResponseTopic = self.topics.reply(self.instance, store, door)
         props.CorrelationData = correlation
-        topic = f"{self.prefix}/stores/{store}/doors/{door}/cmd"
-        self.client.publish(topic, command, qos=1, properties=props)
         with self._cond:
-            self._cond.wait_for(lambda: correlation in self._answers, timeout)
-            return self._answers.pop(correlation, None)
+            self._asked[correlation] = (store, door)
+        try:
+            self.client.publish(self.topics.cmd(store, door), command, qos=1, properties=props)
+            with self._cond:
+                self._cond.wait_for(lambda: correlation in self._answers, timeout)
+                return self._answers.pop(correlation, None)
+        finally:
+            with self._cond:
+                self._asked.pop(correlation, None)
+                self._answers.pop(correlation, None)
 
     def publish_revocation(self, text: str, timeout: float = 10.0) -> None:
         """The signed list, retained: doors connecting later get it too. Raises RuntimeError when the
         broker did not acknowledge it in time."""
-        info = self.client.publish(f"{self.prefix}/revoked", text, qos=1, retain=True)
+        info = self.client.publish(self.topics.revoked(), text, qos=1, retain=True)
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise RuntimeError(f"the broker did not take the revocation list within {timeout:.0f} s")

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from wire.payloads import DoorStatus, Seats, SessionInfo, WireError, status_from_dict
+
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
@@ -24,6 +26,16 @@ class DoorRecord(Base):
     status: Mapped[dict[str, Any]]
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
+    @property
+    def last_status(self) -> DoorStatus | None:
+        """The door's last full status, typed; None before the first one (or for a row the wire
+        no longer reads): the consumer stores only what validated, pages read only through this."""
+        try:
+            parsed = status_from_dict(self.status)
+        except WireError:
+            return None
+        return parsed if isinstance(parsed, DoorStatus) else None
+
 
 class StoreSeats(Base):
     """A store's retained seats (contract §4): the door decides, the service shows."""
@@ -34,6 +46,13 @@ class StoreSeats(Base):
     seats: Mapped[dict[str, Any]]
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
+    @property
+    def value(self) -> Seats | None:
+        try:
+            return Seats.from_dict(self.seats)
+        except WireError:
+            return None
+
 
 class LiveSession(Base):
     """A member's live session at a store, from the door's retained `sessions/{member}`."""
@@ -43,6 +62,13 @@ class LiveSession(Base):
     store: Mapped[str] = mapped_column(String(64), primary_key=True)
     member: Mapped[str] = mapped_column(String(64), primary_key=True)
     session: Mapped[dict[str, Any]]
+
+    @property
+    def value(self) -> SessionInfo | None:
+        try:
+            return SessionInfo.from_dict(self.session)
+        except WireError:
+            return None
 
 
 class EventRecord(Base):

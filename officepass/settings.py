@@ -29,7 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.config import DEFAULT_PREFIX, ConfigError
+from wire.rules import DEFAULT_PREFIX
+from wire.topics import prefix_problem
+
+
+class SettingsError(ValueError):
+    """The serve file has problems; `problems` names each key and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 SPEC: dict[str, dict[str, tuple[type, Any]]] = {
     "service": {"listen": (str, "127.0.0.1:8080"), "base_url": (str, None),
@@ -81,7 +90,7 @@ def load_settings(path: Path) -> Settings:
     try:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: {exc}"]) from None
+        raise SettingsError([f"{path}: {exc}"]) from None
     problems = [f"{name}: unknown section" for name in doc if name not in SPEC]
     values: dict[str, Any] = {}
     for section, fields in SPEC.items():
@@ -102,8 +111,11 @@ def load_settings(path: Path) -> Settings:
                 values[f"{section}.{key}"] = value
     if values.get("service.offline_alarm_seconds", 1) < 1:
         problems.append("service.offline_alarm_seconds: must be at least 1")
+    prefix = values.get("mqtt.topic_prefix")
+    if isinstance(prefix, str) and (why := prefix_problem(prefix)) is not None:
+        problems.append(f"mqtt.topic_prefix: {why}")
     if problems:
-        raise ConfigError(problems)
+        raise SettingsError(problems)
     support = (Support(values["support.email"], values["support.smtp_host"], values["support.smtp_port"],
                        values["support.sender"]) if "support" in doc else None)
     return Settings(values["service.listen"], values["service.base_url"], values["service.database"],

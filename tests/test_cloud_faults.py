@@ -18,7 +18,7 @@ from hwsim.broker import Broker, Recorder
 from tests.helpers import code, config_doc, revocation, toml_text
 from tests.procs import BoardProcess, DoorProcess
 from tests.rig import Rig, wait_for
-from tests.test_e2e import CMD, EVENTS, REVOKED, Store, store  # noqa: F401  (store is a fixture)
+from tests.test_e2e import CMD, DOOR, EVENTS, REVOKED, STORE, TOPICS, Store, store  # noqa: F401  (store is a fixture)
 
 
 def test_a_delivered_mark_needs_the_puback_of_that_very_publish(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_a_delivered_mark_needs_the_puback_of_that_very_publish(tmp_path: Path) 
 def test_commands_are_acknowledged_only_once_decided(store: Store) -> None:  # noqa: F811
     """600 commands, the door SIGKILLed 0.3 s into them: after a restart every one is decided
     exactly once and answered (the broker redelivers what was not acknowledged)."""
-    replies = Recorder(store.broker.port, topic="app/flood/#", client_id="flood-replies")
+    replies = Recorder(store.broker.port, topic=TOPICS.all.reply("+", STORE, DOOR), client_id="flood-replies")
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="flood",
                          protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
@@ -62,7 +62,7 @@ def test_commands_are_acknowledged_only_once_decided(store: Store) -> None:  # n
     texts = [code(f"k-{i}", iat=int(time.time()), ttl=60, act="unlock") for i in range(600)]
     for i, text in enumerate(texts):
         props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = f"app/flood/{i}"
+        props.ResponseTopic = TOPICS.all.reply(f"flood{i}", STORE, DOOR)
         props.CorrelationData = str(i).encode()
         client.publish(CMD, text, qos=1, properties=props)
     time.sleep(0.3)

@@ -18,6 +18,7 @@ from officepass.models import DoorRecord, EventRecord
 from tests.helpers import config_doc, toml_text
 from tests.procs import BoardProcess, DoorProcess
 from tests.rig import wait_for
+from wire.rules import DEFAULT_PREFIX
 
 
 def test_two_instances_store_every_event_once_and_see_the_door_go(tmp_path: Path) -> None:
@@ -25,7 +26,7 @@ def test_two_instances_store_every_event_once_and_see_the_door_go(tmp_path: Path
     url = f"sqlite:///{tmp_path / 'officepass.db'}"
     migrate(url)
     db = sessions(engine_for(url))
-    consumers = [FleetConsumer(db, "127.0.0.1", broker.port, "officepass/v1", f"officepass-{i}")
+    consumers = [FleetConsumer(db, "127.0.0.1", broker.port, DEFAULT_PREFIX, f"officepass-{i}")
                  for i in (1, 2)]
     for consumer in consumers:
         consumer.start()

@@ -17,6 +17,7 @@ from officepass.link import DoorLink
 from officepass.members import MemberProblem, add_member, add_store, check_password, disable_member
 from officepass.models import Member
 from tests.procs import BoardProcess, DoorProcess, door_trusting_service
+from wire.rules import DEFAULT_PREFIX
 from wire.vocab import Act
 
 
@@ -53,7 +54,7 @@ def door_and_link(tmp_path: Path) -> Iterator[tuple[KeyRing, DoorLink, BoardProc
     key = ring.new("svc1")
     broker = Broker(tmp_path)
     board, door = door_trusting_service(tmp_path, broker.port, key.kid, key.public_b64)
-    link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
+    link = DoorLink("127.0.0.1", broker.port, DEFAULT_PREFIX)
     assert link.start()
     yield ring, link, board, door
     link.stop()

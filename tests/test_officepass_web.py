@@ -30,6 +30,7 @@ from tests.pg import postgres_cluster
 from tests.procs import BoardProcess, DoorProcess, door_trusting_service
 from tests.rig import wait_for
 from tests.smtp_sink import SmtpSink
+from wire.rules import DEFAULT_PREFIX
 
 STORE, DOOR = "shinjuku-3", "main"
 
@@ -122,12 +123,12 @@ def running_site(tmp_path: Path, database: str, **door_sections: Any) -> Iterato
     mailbox = SmtpSink()
     mail = SupportMail(db, "127.0.0.1", mailbox.port, "officepass@pass.test", SUPPORT, "http://pass.test")
     mail.start()
-    consumer = FleetConsumer(db, "127.0.0.1", broker.port, "officepass/v1", "officepass-web-test",
+    consumer = FleetConsumer(db, "127.0.0.1", broker.port, DEFAULT_PREFIX, "officepass-web-test",
                              on_alarm=mail.nudge)
     consumer.start()
     watch = OfflineWatch(db, 2, mail.nudge)
     watch.start()
-    link = DoorLink("127.0.0.1", broker.port, "officepass/v1")
+    link = DoorLink("127.0.0.1", broker.port, DEFAULT_PREFIX)
     assert link.start()
     app = create_app(db, ring, link, "test-secret-" + "x" * 32, secure_cookie=False)
     try:

@@ -170,7 +170,12 @@ _KNOWN_STATUS = frozenset({"online", "lock", "door", "alarms", "readers", "clock
 
 
 def parse_status(data: bytes | str) -> StatusMessage:
-    body = _object(data)
+    return status_from_dict(_object(data))
+
+
+def status_from_dict(body: Mapping[str, Any]) -> StatusMessage:
+    if not isinstance(body, Mapping):
+        raise WireError("payload", "not a JSON object")
     if not _bool(body, "online"):
         return DoorOffline()
     alarms = _present(body, "alarms")
@@ -229,7 +234,12 @@ class Seats:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Seats:
-        body = _object(data)
+        return cls.from_dict(_object(data))
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Seats:
+        if not isinstance(body, Mapping):
+            raise WireError("payload", "not a JSON object")
         capacity, occupied = _int(body, "capacity", high=10_000), _int(body, "occupied", high=10_000)
         seats = cls(_text(body, "store", pattern=ID_RE), capacity, occupied, _time(body, "ts"),
                     None if body.get("limit_minutes") is None
@@ -273,7 +283,12 @@ class SessionInfo:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> SessionInfo:
-        body = _object(data)
+        return cls.from_dict(_object(data))
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> SessionInfo:
+        if not isinstance(body, Mapping):
+            raise WireError("payload", "not a JSON object")
         return cls(_text(body, "member", pattern=MEMBER_RE), _enum(body, "state", SessionState),
                    _time(body, "checked_in_at"), _time(body, "deadline"), _bool(body, "overdue"),
                    _optional_time(body, "warning_at"), _optional_time(body, "auto_checkout_at"))
@@ -327,6 +342,8 @@ class DoorEvent:
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> DoorEvent:
+        if not isinstance(body, Mapping):
+            raise WireError("payload", "not a JSON object")
         fields = {k: v for k, v in body.items() if k not in _EVENT_KEYS}
         if not all(_finite(v) for v in fields.values()):
             raise WireError("fields", "a number that is not finite")

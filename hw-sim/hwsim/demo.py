@@ -33,6 +33,8 @@ from typing import Any
 from hwsim.broker import Broker, Recorder, free_port
 from hwsim.server import BoardClient
 from wire.codes import mint_code
+from wire.rules import DEFAULT_PREFIX
+from wire.topics import DoorTopics
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".demo"
@@ -71,10 +73,8 @@ class Demo:
         text = text.replace('url = "http://127.0.0.1:8080/', f'url = "{self.service_url}/')
         self.config = STATE / "door.toml"
         self.config.write_text(text)
-        base = f"officepass/v1/stores/{self.store}"
-        self.topics = {"status": f"{base}/doors/{self.door_name}/status", "seats": f"{base}/seats",
-                       "events": f"{base}/doors/{self.door_name}/events",
-                       "cmd": f"{base}/doors/{self.door_name}/cmd", "sessions": f"{base}/sessions/"}
+        self.topics = DoorTopics(doc.get("mqtt", {}).get("topic_prefix", DEFAULT_PREFIX), self.store,
+                                 self.door_name)
         self.cloud = Recorder(self.broker.port, client_id="demo-cloud")
         self.log = (STATE / "door.log").open("w")
         self.door = subprocess.Popen(
@@ -210,7 +210,7 @@ class Demo:
         return False
 
     def events(self) -> list[dict[str, Any]]:
-        return self.cloud.json_on(self.topics["events"])
+        return self.cloud.json_on(self.topics.events)
 
     def has_event(self, type_: str, member: str | None, count: int = 1) -> Callable[[], bool]:
         return lambda: sum(1 for e in self.events() if e["type"] == type_ and e["member"] == member) >= count
@@ -218,15 +218,14 @@ class Demo:
     # --- the live view -------------------------------------------------------------------
 
     def view(self) -> str:
-        seats = (self.cloud.json_on(self.topics["seats"]) or [{}])[-1]
-        statuses = self.cloud.json_on(self.topics["status"])
+        seats = (self.cloud.json_on(self.topics.seats) or [{}])[-1]
+        statuses = self.cloud.json_on(self.topics.status)
         status = statuses[-1] if statuses else {}
         board = self.board.request(op="state")
         sessions: dict[str, Any] = {}
         with self.cloud.cond:
             for topic, payload, _ in self.cloud.messages:
-                if topic.startswith(self.topics["sessions"]):
-                    member = topic[len(self.topics["sessions"]):]
+                if (member := self.topics.session_member(topic)) is not None:
                     sessions[member] = json.loads(payload) if payload else None
         lines = [
             f"doorctl demo: store {self.store}, door {self.door_name}  (broker 127.0.0.1:{self.broker.port})",
@@ -294,7 +293,7 @@ class Demo:
 
     def day(self) -> None:
         self.say("the door is up; waiting for it on the broker")
-        self.wait_for(lambda: any(s.get("online") for s in self.cloud.json_on(self.topics["status"])), 20)
+        self.wait_for(lambda: any(s.get("online") for s in self.cloud.json_on(self.topics.status)), 20)
         self.wait_for(lambda: self.screen_code() is not None, 15)
         photo = self.screen_code()
         self.say("someone photographs the code on the door's screen (it changes every 10 s)")

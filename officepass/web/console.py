@@ -5,32 +5,29 @@ tables when `/live/console` says something changed."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from officepass.alarms import needing_attention
-from officepass.fleet import BadMessage, parse_ts
 from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, Member, SeqGap, StoreSeats
 from officepass.web.guard import DB, Operator
 from officepass.web.pages import render
+from wire.payloads import SessionInfo
+from wire.rules import parse_rfc3339
 
 router = APIRouter()
 EVENT_ROWS = 200  # the newest events matching the filters
 FILTERS = ("store", "door", "type", "member")
 
 
-def overdue(session: dict[str, Any], now: datetime) -> bool:
+def overdue(session: SessionInfo | None, now: datetime) -> bool:
     """The door marks a session overdue at its deadline; between the door's messages, the console
     tells from the deadline itself."""
-    if session.get("overdue"):
-        return True
-    try:
-        return parse_ts(session.get("deadline")) < now
-    except BadMessage:
+    if session is None:
         return False
+    return session.overdue or parse_rfc3339(session.deadline) < now
 
 
 @router.get("/console", response_class=HTMLResponse)
@@ -49,7 +46,7 @@ def console(request: Request, user: Operator, session: DB) -> Response:
         "doors": session.execute(select(DoorRecord).order_by(DoorRecord.store, DoorRecord.door))
         .scalars().all(),
         "seats": session.execute(select(StoreSeats).order_by(StoreSeats.store)).scalars().all(),
-        "sessions": [(s, overdue(s.session, now)) for s in session.execute(
+        "sessions": [(s, s.value, overdue(s.value, now)) for s in session.execute(
             select(LiveSession).order_by(LiveSession.store, LiveSession.member)).scalars()],
         "events": session.execute(events.order_by(EventRecord.ts.desc(), EventRecord.seq.desc())
                                   .limit(EVENT_ROWS)).scalars().all(),

@@ -14,9 +14,19 @@ from sqlalchemy.orm import Session
 from officepass.models import LiveSession, StoreRecord, StoreSeats
 from officepass.web.guard import DB, AttemptLimit, CurrentMember, check_csrf
 from officepass.web.pages import render
-from officepass.web.words import DONE, REFUSED, REFUSED_OTHER, SCAN, TOO_MANY_PRESSES, TROUBLE
+from officepass.web.words import (
+    DONE,
+    REFUSED,
+    REFUSED_OTHER,
+    SCAN,
+    TOO_MANY_PRESSES,
+    TROUBLE,
+    ServiceReason,
+)
 from wire.codes import MAX_PRESENCE_CHARS
-from wire.vocab import Act, Deny
+from wire.payloads import Seats, SessionInfo
+from wire.rules import DEFAULT_SESSION_LIMIT_MINUTES, parse_rfc3339
+from wire.vocab import Act, Deny, SessionState
 
 router = APIRouter()
 PRESENCE_RE = re.compile(rf"[A-Za-z0-9]{{1,{MAX_PRESENCE_CHARS}}}")
@@ -31,13 +41,23 @@ def _store(session: Session, store: str, door: str) -> StoreRecord:
     return record
 
 
-def _buttons(live: LiveSession | None) -> list[Act]:
+def _buttons(live: SessionInfo | None) -> list[Act]:
     """The guide's buttons for where the member stands."""
     if live is None:
         return [Act.CHECK_IN]
-    if live.session.get("state") == "checking_out":
+    if live.state is SessionState.CHECKING_OUT:
         return [Act.UNLOCK, Act.CHECKOUT]
     return [Act.UNLOCK, Act.CHECKOUT_BEGIN]
+
+
+def _limit_minutes(seats: Seats | None, live: SessionInfo | None) -> int:
+    """The door's own stay limit: from its seats, else from the member's session, else the default."""
+    if seats is not None and seats.limit_minutes is not None:
+        return seats.limit_minutes
+    if live is not None:
+        span = parse_rfc3339(live.deadline) - parse_rfc3339(live.checked_in_at)
+        return max(1, round(span.total_seconds() / 60))
+    return DEFAULT_SESSION_LIMIT_MINUTES
 
 
 def _presence(pc: str) -> str | None:
@@ -50,10 +70,13 @@ def door_page(
     request: Request, store: str, door: str, user: CurrentMember, session: DB, pc: str = ""
 ) -> Response:
     record = _store(session, store, door)
-    live = session.get(LiveSession, (store, user.id))
-    seats = session.get(StoreSeats, store)
+    row = session.get(LiveSession, (store, user.id))
+    live = row.value if row is not None else None
+    seats_row = session.get(StoreSeats, store)
+    seats = seats_row.value if seats_row is not None else None
     context = {"user": user, "store": record, "door": door, "buttons": _buttons(live), "live": live,
-               "symbol": seats.seats.get("symbol") if seats else None, "pc": _presence(pc)}
+               "symbol": seats.symbol if seats else None, "limit": _limit_minutes(seats, live),
+               "pc": _presence(pc)}
     return render(request, "door.html", context)
 
 
@@ -67,22 +90,25 @@ def press(request: Request, store: str, door: str, act: Annotated[str, Form()], 
         raise HTTPException(400, f"unknown button {act!r}") from None
     limit: AttemptLimit = request.app.state.press_limit
     if limit.blocked(user.id):
-        context = {"user": user, "store": record, "door": door, "answer": {"ok": False, "reason": "too_many"}}
+        context = {"user": user, "store": record, "door": door, "ok": False,
+                   "shown": ServiceReason.TOO_MANY_PRESSES}
         return render(request, "result.html", {**context, "message": TOO_MANY_PRESSES}, 429)
     limit.count(user.id)
     command = request.app.state.keys.command(user.id, chosen, store, presence=_presence(pc))
     answer = request.app.state.link.send(store, door, command)  # the door's own answer, never a guess
-    context = {"user": user, "store": record, "door": door, "act": chosen, "answer": answer}
-    if answer is None or answer.get("reason") == "unlock_fault":
-        status = 504 if answer is None else 502  # no answer in time, or the lock did not move
-        return render(request, "trouble.html", {**context, "trouble": TROUBLE}, status)
-    if answer.get("ok"):
-        # The door answered before its bolt check (1 s): the page keeps watching the door's alarms.
-        return render(request, "result.html", {**context, "message": DONE[chosen],
-                                               "watch": chosen in OPENING})
-    reason = str(answer.get("reason"))
-    return render(request, "result.html", {**context, "message": REFUSED.get(reason, REFUSED_OTHER),
-                                           "rescan": reason == Deny.NOT_PRESENT}, 409)
+    context = {"user": user, "store": record, "door": door, "act": chosen}
+    if answer is None:  # no answer in time: the guide's unlock-trouble screen
+        return render(request, "trouble.html", {**context, "trouble": TROUBLE,
+                                                "shown": ServiceReason.NO_ANSWER}, 504)
+    if answer.ok:
+        # The door answered before its bolt check (1 s): the page keeps watching the door's alarms,
+        # and an unlock_fault there turns it into the unlock-trouble screen.
+        return render(request, "result.html", {**context, "ok": True, "shown": answer.result,
+                                               "message": DONE[chosen], "watch": chosen in OPENING})
+    reason = answer.reason
+    message = REFUSED.get(reason, REFUSED_OTHER) if reason is not None else REFUSED_OTHER
+    return render(request, "result.html", {**context, "ok": False, "shown": reason, "message": message,
+                                           "rescan": reason is Deny.NOT_PRESENT}, 409)
 
 
 @router.get("/code", response_class=HTMLResponse)

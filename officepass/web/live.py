@@ -63,13 +63,13 @@ def stream(request: Request, name: str, read: Callable[[Session], Any]) -> Strea
 
 def _seats(session: Session) -> dict[str, str]:
     rows = session.execute(select(StoreSeats)).scalars()
-    return {row.store: str(row.seats.get("symbol", "?")) for row in rows}
+    return {row.store: seats.symbol.value for row in rows if (seats := row.value) is not None}
 
 
 def door_alarms(session: Session, store: str, door: str) -> list[str]:
     record = session.get(DoorRecord, (store, door))
-    alarms = record.status.get("alarms") if record is not None else None
-    return sorted(str(a) for a in alarms) if isinstance(alarms, list) else []
+    status = record.last_status if record is not None else None
+    return sorted(a.value for a in status.alarms) if status is not None else []
 
 
 def _console_digest(session: Session) -> str:

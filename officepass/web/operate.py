@@ -3,6 +3,7 @@ reason, recorded with who did it and the door's answer), add and disable members
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Annotated
@@ -15,11 +16,11 @@ from officepass.alarms import acknowledge
 from officepass.members import MemberProblem, add_member, disable_and_publish
 from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, StoreRecord
 from officepass.web.guard import DB, Operator, check_csrf
+from officepass.web.words import ServiceReason
 from wire.vocab import Act, EventType
 
 log = logging.getLogger("officepass.console")
 router = APIRouter(prefix="/console", dependencies=[Depends(check_csrf)])
-NO_ANSWER = {"ok": False, "reason": "no_answer"}
 
 
 def _back(anchor: str = "") -> RedirectResponse:
@@ -60,13 +61,16 @@ def manual_checkout(request: Request, store: Annotated[str, Form()], member: Ann
         raise HTTPException(404, f"no live session of {member!r} at {store!r}")
     command = request.app.state.keys.command(member, Act.CHECKOUT, store)
     door = _session_door(session, record, member)
-    answer = request.app.state.link.send(store, door, command) or NO_ANSWER
+    reply = request.app.state.link.send(store, door, command)
+    # What is recorded: the door's own answer, or the service's no_answer (never passed off as the door's).
+    answer = (json.loads(reply.to_json()) if reply is not None
+              else {"ok": False, "reason": ServiceReason.NO_ANSWER.value})
     session.add(ManualCheckout(store=store, door=door, member=member, operator=user.id, reason=reason,
                                at=datetime.now(UTC), answer=answer))
     session.commit()
     log.info("manual checkout of %s at %s by %s: %s", member, store, user.id, answer)
-    if not answer.get("ok"):
-        raise HTTPException(502, f"the door did not check {member} out: {answer.get('reason')}")
+    if not answer["ok"]:
+        raise HTTPException(502, f"the door did not check {member} out: {answer['reason']}")
     return _back("#sessions")
 
 

@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 from starlette.responses import Response
 
 from officepass.web.guard import csrf_token, language
-from officepass.web.words import BUTTONS, NO_NEWS, STAY, VACANCY, WARN_BEFORE_SECONDS
+from officepass.web.words import BUTTONS, NO_NEWS, STAY, VACANCY, stay_limit
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 
@@ -23,7 +23,7 @@ def bilingual(words: tuple[str, str]) -> Markup:
 
 
 TEMPLATES.env.globals.update(csrf_token=csrf_token, bi=bilingual, BUTTONS=BUTTONS, VACANCY=VACANCY, STAY=STAY,
-                             NO_NEWS=NO_NEWS, WARN_BEFORE_SECONDS=WARN_BEFORE_SECONDS)
+                             NO_NEWS=NO_NEWS, stay_limit=stay_limit)
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:

@@ -17,8 +17,9 @@ router = APIRouter()
 def store_list(request: Request, user: CurrentMember, session: DB) -> Response:
     rows = []
     for store in session.execute(select(StoreRecord).order_by(StoreRecord.name)).scalars():
-        seats = session.get(StoreSeats, store.id)
+        row = session.get(StoreSeats, store.id)
+        seats = row.value if row is not None else None
         # No seats message yet: the door has not said, so the page does not guess.
-        symbol = seats.seats.get("symbol") if seats is not None else None
+        symbol = seats.symbol if seats is not None else None
         rows.append({"store": store, "symbol": symbol, "doors": store.doors.get("names", [])})
     return render(request, "stores.html", {"user": user, "rows": rows})

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from wire.vocab import Act, Deny
+from enum import StrEnum
+
+from wire.vocab import Act, Deny, Vacancy
+
+
+class ServiceReason(StrEnum):
+    """Why a press did not reach the door's decision: the service's own reasons, never the door's."""
+
+    NO_ANSWER = "no_answer"  # the door did not answer within the wait (contract §8: 5 s)
+    TOO_MANY_PRESSES = "too_many_presses"  # the member's press limit
 
 BUTTONS: dict[Act, tuple[str, str]] = {
     Act.CHECK_IN: ("入店する", "Check in"),
@@ -47,17 +56,27 @@ TROUBLE = {
 
 NO_NEWS = ("ドアからの情報はまだありません", "no news from the door yet")
 
-VACANCY = {"○": ("空きあり", "seats free"), "△": ("残りわずか", "one seat left"), "×": ("満席", "full")}
+VACANCY = {Vacancy.MANY: ("空きあり", "seats free"), Vacancy.ONE: ("残りわずか", "one seat left"),
+           Vacancy.NONE: ("満席", "full")}
 
-# The 2-hour stay: the countdown on the door page, and its warning (from 15 minutes before, as the
-# door's own overstay_warning).
+# The stay: the countdown on the door page, and its warning from the time the door itself warns
+# (its session's warning_at), whatever the door's limit.
 STAY = {
     "left": ("残り時間", "Time left"),
     "warning": ("まもなく利用時間の上限です。チェックアウトの準備をしてください。",
                 "Your time is nearly up: please get ready to check out."),
     "overdue": ("利用時間を過ぎています。チェックアウトしてください。", "Your time is up: please check out."),
 }
-WARN_BEFORE_SECONDS = 15 * 60
+
+
+def stay_limit(minutes: int) -> tuple[str, str]:
+    """The guide's "stay at most 2 hours", for the door's own limit."""
+    hours, rest = divmod(minutes, 60)
+    ja = (f"{hours}時間" if hours else "") + (f"{rest}分" if rest else "")
+    en = " ".join(part for part in (
+        f"{hours} hour{'s' if hours != 1 else ''}" if hours else "",
+        f"{rest} minute{'s' if rest != 1 else ''}" if rest else "") if part)
+    return f"ご利用は最大{ja}です。", f"Stay at most {en}."
 
 SCAN = {
     "title": ("ドアのQRコードを読み取る", "Scan the door's QR code"),

@@ -1,19 +1,19 @@
 // The door page's live parts.
 // - [data-deadline]: the stay's countdown (from the door's deadline), with the guide's warning from
-//   data-warn-before seconds before it and the overdue notice after.
+//   data-warning-at (the door's own warning time) and the overdue notice after.
 // - [data-watch-door]: after a press that should open the lock, the door's alarms are watched (the
 //   door answers before its 1 s bolt check); an unlock_fault goes to the unlock-trouble screen.
 "use strict";
 for (const clock of document.querySelectorAll("[data-deadline]")) {
   const deadline = Date.parse(clock.dataset.deadline);
-  const warnBefore = Number(clock.dataset.warnBefore) * 1000;
+  const warningAt = Date.parse(clock.dataset.warningAt);
   const left = clock.querySelector("[data-left]");
   const tick = () => {
     const ms = deadline - Date.now();
     const seconds = Math.max(0, Math.floor(ms / 1000));
     const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
     left.textContent = `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
-    clock.dataset.phase = ms <= 0 ? "overdue" : ms <= warnBefore ? "warning" : "ok";
+    clock.dataset.phase = ms <= 0 ? "overdue" : Date.now() >= warningAt ? "warning" : "ok";
   };
   tick();
   setInterval(tick, 1000);
