@@ -25,15 +25,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from drivers.gpio import PinWiring
 from drivers.picamera import parse_source
 from drivers.readers import ReaderConfig
+from wire.rules import DEFAULT_ISSUER, DEFAULT_PREFIX
+from wire.topics import prefix_problem
 from wire.vocab import Act
+
+__all__ = ["DEFAULT_ISSUER", "DEFAULT_PREFIX", "Config", "ConfigError"]
 
 DEFAULT_PATH = Path("/etc/doorctl/doorctl.toml")
 DEFAULT_STORAGE = "/var/lib/doorctl/doorctl.db"
-DEFAULT_PREFIX = "officepass/v1"
-DEFAULT_ISSUER = "officepass"
 
 _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_TOPIC_RE = re.compile(r"[^#+\x00]+")
 _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
 
 
@@ -273,7 +274,7 @@ MQTT_FIELDS = {
     "username": Field(_STR),
     "password_file": Field(_STR),
     "topic_prefix": Field(
-        _STR, default=DEFAULT_PREFIX, check=_regex(_TOPIC_RE, "a topic without wildcards")
+        _STR, default=DEFAULT_PREFIX, check=prefix_problem
     ),
     "home_assistant": Field(_BOOL, default=False),
 }
@@ -467,6 +468,7 @@ def _readers(r: _Reader, raw: Any) -> list[ReaderConfig]:
         return []
     readers: list[ReaderConfig] = []
     seen: set[str] = set()
+    ports: dict[str, str] = {}  # serial port -> the reader that has it
     for i, item in enumerate(raw):
         path = f"reader[{i}]"
         if not isinstance(item, dict):
@@ -487,6 +489,12 @@ def _readers(r: _Reader, raw: Any) -> list[ReaderConfig]:
             if name in seen:
                 r.problems.append(f"{path}.name: reader name {name!r} is used twice")
             seen.add(name)
+        port = values.get("port")
+        if isinstance(port, str):
+            if port in ports:
+                r.problems.append(f"{path}.port: {port} is already read by reader {ports[port]!r}; "
+                                  "one serial port carries one scanner")
+            ports[port] = str(name)
         if len(r.problems) == before:
             readers.append(ReaderConfig(**values))
     return readers

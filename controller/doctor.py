@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from controller.clock import kernel_clock_synced
 from controller.config import Config, ConfigError, load_config, load_mqtt_credentials
+from controller.journal import check_journal_file
 from controller.presence import SECRET_FILE
 from drivers.display import SYSFS_GRAPHICS, DisplayError, read_geometry
 
@@ -196,6 +197,16 @@ def check_disk(config: Config) -> Finding:
     return Finding("ok", f"{free_mb:,.0f} MB free at {where}")
 
 
+def check_journal(config: Config) -> Finding:
+    """The journal file itself, read only: whether the daemon runs or not."""
+    path = Path(config.storage.path)
+    problem = check_journal_file(path)
+    if problem is not None:
+        return Finding("fail", f"journal {path}: {problem}",
+                       "stop doorctl, move the file aside (keep it for the events it holds), start again")
+    return Finding("ok", f"journal {path}: {'intact' if path.exists() else 'not made yet'}")
+
+
 def check_power() -> Finding:
     vcgencmd = shutil.which("vcgencmd")
     if vcgencmd is None:
@@ -276,8 +287,8 @@ def run_doctor(path: str, out: Callable[[str], None] = print) -> int:
     config, findings = check_config(path)
     if config is not None:
         findings += [check_keys(config), *check_clock(config), check_broker(config), *check_readers(config),
-                     *check_display(config), check_gpio(), check_disk(config), check_power(),
-                     *check_daemon(config)]
+                     *check_display(config), check_gpio(), check_disk(config), check_journal(config),
+                     check_power(), *check_daemon(config)]
     for f in findings:
         out(f"{f.level:<5} {f.what}" + (f"\n      fix: {f.fix}" if f.fix and f.level != "ok" else ""))
     return 1 if any(f.level == "fail" for f in findings) else 0

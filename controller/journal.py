@@ -76,6 +76,51 @@ class JournalError(Exception):
     """The journal could not be written: nothing of the attempted change took effect."""
 
 
+def _columns(db: sqlite3.Connection) -> dict[str, list[tuple[str, str]]]:
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                       "AND name NOT LIKE 'sqlite_%' AND name != 'revoked_next'")]
+    return {t: [(c[1], c[2].upper()) for c in db.execute(f"PRAGMA table_info('{t}')")] for t in tables}
+
+
+def _expected_columns() -> dict[str, list[tuple[str, str]]]:
+    """The tables and columns _SCHEMA makes: the one definition, read back from a scratch database."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.executescript(_SCHEMA)
+        return _columns(scratch)
+    finally:
+        scratch.close()
+
+
+def integrity_problem(db: sqlite3.Connection) -> str | None:
+    """Why this journal cannot be trusted (a damaged file, a table that is not ours), or None."""
+    found = db.execute("PRAGMA quick_check").fetchone()
+    if found is None or found[0] != "ok":
+        return f"the database is damaged ({found[0] if found else 'no answer'}): restore or remove it"
+    have = _columns(db)
+    for table, columns in _expected_columns().items():
+        if table in have and have[table] != columns:
+            return (f"table {table} is not the journal's ({', '.join(n for n, _ in have[table])}; "
+                    f"expected {', '.join(n for n, _ in columns)})")
+    return None
+
+
+def check_journal_file(path: Path) -> str | None:
+    """`doctor` with the daemon stopped: the file's integrity, read only (None when fine or absent)."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error as exc:
+        return f"cannot open it: {exc}"
+    try:
+        return integrity_problem(db)
+    except sqlite3.Error as exc:
+        return f"cannot read it: {exc}"
+    finally:
+        db.close()
+
+
 @dataclass(frozen=True, slots=True)
 class UsedCode:
     cti: bytes
@@ -171,6 +216,9 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            problem = integrity_problem(self._db)
+            if problem is not None:
+                raise JournalError(f"{self.path}: {problem}")
             with self._transaction():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._db.execute(statement)

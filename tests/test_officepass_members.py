@@ -69,7 +69,7 @@ Fixture = tuple[KeyRing, DoorLink, BoardProcess, DoorProcess]
 def test_an_app_button_gets_the_doors_answer(door_and_link: Fixture) -> None:
     ring, link, board, _door = door_and_link
     answer = link.send("shinjuku-3", "main", ring.command("m-1", Act.CHECK_IN, "shinjuku-3"))
-    assert answer is not None and answer["ok"] is True and answer["result"] == "check_in"
+    assert answer is not None and answer.ok is True and answer.result == "check_in"
     assert board.relay(), "入店する unlocked the door"
     again = link.send("shinjuku-3", "main", ring.command("m-2", Act.UNLOCK, "shinjuku-3"))
     assert again is not None and again["reason"] == "not_checked_in"
@@ -83,7 +83,7 @@ def test_a_disabled_member_is_revoked_at_the_door(door_and_link: Fixture) -> Non
     link.publish_revocation(ring.revocation(1, ["m-9"]))
     door.wait_line("revocation list version 1 applied", 15)
     answer = link.send("shinjuku-3", "main", ring.command("m-9", Act.CHECK_IN, "shinjuku-3"))
-    assert answer is not None and answer["reason"] == "revoked"
+    assert answer is not None and answer.reason == "revoked"
 
 
 def test_the_cli_adds_and_disables_and_the_door_hears(door_and_link: Fixture, tmp_path: Path) -> None:
