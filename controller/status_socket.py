@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ log = logging.getLogger("doorctl.status")
 
 CLIENT_TIMEOUT_SECONDS = 1.0
 MAX_CLIENTS = 8
+LISTEN_BACKLOG = 64
+BUSY = "busy"  # the answer past MAX_CLIENTS at once: ask again
+BUSY_RETRIES, BUSY_PAUSE_SECONDS = 10, 0.2
 # Every status answer has these, or it is an error.
 STATUS_FIELDS = ("store", "door_name", "lock", "door", "alarms", "readers", "clock_synced", "seats",
                  "sessions", "backlog", "cloud", "platform", "recent_events")
@@ -76,7 +80,7 @@ class StatusServer:
             raise
         finally:
             os.umask(old)
-        sock.listen(4)
+        sock.listen(LISTEN_BACKLOG)
         self._sock = sock
         threading.Thread(target=self._accept, name="status-socket", daemon=True).start()
 
@@ -99,7 +103,10 @@ class StatusServer:
             except OSError:
                 return
             if not clients.acquire(blocking=False):
-                conn.close()  # more clients at once than a technician ever runs: drop the extra
+                # More clients at once than a technician ever runs: say so (never a reset), at once.
+                with contextlib.suppress(OSError), conn:
+                    conn.setblocking(False)
+                    conn.send(json.dumps({"error": BUSY}).encode() + b"\n")
                 continue
             threading.Thread(target=self._serve, args=(conn, clients), name="status-client",
                              daemon=True).start()
@@ -136,6 +143,19 @@ class StatusServer:
 
 
 def query(path: Path, timeout: float = 5.0) -> dict[str, Any]:
+    """The daemon's status; a busy answer (too many clients at once) is asked again a few times."""
+    for _ in range(BUSY_RETRIES):
+        try:
+            reply = _query_once(path, timeout)
+        except BlockingIOError:  # the listen backlog is full: a crowd of clients at this moment
+            reply = {"error": BUSY}
+        if reply.get("error") != BUSY:
+            return reply
+        time.sleep(BUSY_PAUSE_SECONDS)
+    return {"error": f"the daemon is busy with other status clients ({MAX_CLIENTS} at once); try again"}
+
+
+def _query_once(path: Path, timeout: float) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(path))

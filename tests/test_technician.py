@@ -125,6 +125,30 @@ def test_a_corrupted_journal_degrades_and_status_still_answers(tmp_path: Path) -
         assert wait_for(board.relay, 5)
 
 
+def test_a_journal_damaged_while_stopped_is_flagged_by_doctor_and_degrades_the_start(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    from controller.journal import Journal
+
+    Journal(tmp_path / "doorctl.db").close()
+    ok = [line for line in doctor_lines(config) if "journal" in line and "doorctl.db" in line]
+    assert ok and ok[0].startswith("ok    journal"), ok
+    db = sqlite3.connect(tmp_path / "doorctl.db")  # a malformed events table, the daemon stopped
+    db.executescript("DROP TABLE events; CREATE TABLE events (seq INTEGER PRIMARY KEY, junk TEXT);")
+    db.close()
+    flagged = [line for line in doctor_lines(config) if line.startswith("fail  journal")]
+    assert flagged and "table events is not the journal's" in flagged[0], flagged
+    with running_door(config, tmp_path / "sim.sock") as (board, _door):
+        # Degraded from the first moment, before anything is written: the alarm stands at start.
+        status = json.loads(doorctl("status", "--config", str(config), "--json").stdout)
+        assert "journal_error" in status["alarms"], status
+        board.press()  # the exit button opens all the same
+        assert wait_for(board.relay, 5)
+
+
+def doctor_lines(config: Path) -> list[str]:
+    return doorctl("doctor", "--config", str(config)).stdout.splitlines()
+
+
 def test_an_idle_client_does_not_block_status(tmp_path: Path) -> None:
     config = _config(tmp_path)
     with running_door(config, tmp_path / "sim.sock"), socket.socket(socket.AF_UNIX) as idle:
@@ -134,6 +158,38 @@ def test_an_idle_client_does_not_block_status(tmp_path: Path) -> None:
         assert res.returncode == 0 and json.loads(res.stdout)["store"] == "shinjuku-3"
         # The old server answered one client at a time, each with a 5 s timeout.
         assert time.monotonic() - started < 3.0, "not held up by the idle client"
+
+
+def test_a_crowd_of_idle_clients_gets_busy_and_status_still_answers(tmp_path: Path) -> None:
+    import resource
+
+    config = _config(tmp_path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    crowd_size = min(1000, hard - 100)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, crowd_size + 100), hard))
+    crowd: list[socket.socket] = []
+    try:
+        with running_door(config, tmp_path / "sim.sock"):
+            for _ in range(crowd_size):  # they connect and say nothing
+                client = socket.socket(socket.AF_UNIX)
+                client.settimeout(5)
+                while True:
+                    try:
+                        client.connect(str(tmp_path / "status.sock"))
+                        break
+                    except BlockingIOError:  # the listen backlog is full for a moment
+                        time.sleep(0.001)
+                crowd.append(client)
+            # Past the few served at once, each is told "busy" (never a reset), and the technician's
+            # own `doorctl status` still gets its answer.
+            told = [c.recv(100) for c in crowd[-20:]]
+            assert all(t.startswith(b'{"error": "busy"}') for t in told), told[:3]
+            res = doorctl("status", "--config", str(config), "--json")
+            assert res.returncode == 0 and json.loads(res.stdout)["store"] == "shinjuku-3", res.stderr
+    finally:
+        for client in crowd:
+            client.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_second_daemon_on_the_same_state_refuses_to_start(tmp_path: Path) -> None:
