@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from drivers.readers import Deliver, Health
 
@@ -22,6 +23,21 @@ log = logging.getLogger("doorctl.camera")
 
 HEARTBEAT_TIMEOUT = 5.0
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
+
+
+
+@dataclass(frozen=True, slots=True)
+class CameraMetrics:
+    """A camera worker's counters since it started, as of its last heartbeat."""
+
+    frames: int = 0  # frames taken from the camera
+    decoded: int = 0  # frames the change gate let through to the decoder
+    reads: int = 0  # codes found, repeats of one presentation included
+    ended: bool = False  # a video file has played out
+    beat: float = 0.0  # monotonic time of that heartbeat
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class CameraReader:
@@ -34,6 +50,8 @@ class CameraReader:
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._last_beat = 0.0
+        # The current worker's counters (Frigate's per-camera metrics): from its last heartbeat.
+        self.metrics = CameraMetrics()
 
     @property
     def worker_pid(self) -> int | None:
@@ -114,3 +132,8 @@ class CameraReader:
                          message.get("decode_ms"), message.get("step"))
             elif "health" in message:
                 health(bool(message["health"]), str(message.get("detail", "")))
+            elif "alive" in message:
+                # The worker's counters, replaced whole (one writer: this thread).
+                frames, decoded, reads = (_count(message.get(k)) for k in ("frames", "decoded", "reads"))
+                self.metrics = CameraMetrics(frames, decoded, reads, ended=message.get("ended") is True,
+                                             beat=self._last_beat)

@@ -9,7 +9,12 @@ Protocol: one JSON object per line on stdout.
                                          a code seen (once per presentation), how long that
                                          frame took to decode and which step read it
   {"health": true|false, "detail": STR}  the source opened / failed
-  {"alive": T}                           a heartbeat, at least once a second
+  {"alive": T, "frames": N, "decoded": N, "reads": N, "ended": bool}
+                                         a heartbeat, at least once a second, with the camera's
+                                         counters since the worker started: frames taken, frames
+                                         decoded (the gate let them through), codes read (every
+                                         frame a code was found in, repeats of one presentation
+                                         included), and whether a video file has played out
 """
 
 from __future__ import annotations
@@ -169,10 +174,11 @@ def run(source: str, frames: FrameSource = device_frames) -> int:
     healthy = False
     last_beat = 0.0
     last_frame = time.monotonic()
+    taken = decoded = reads = 0
     while True:
         now = time.monotonic()
         if now - last_beat >= HEARTBEAT_SECONDS:
-            emit(alive=now)
+            emit(alive=now, frames=taken, decoded=decoded, reads=reads, ended=mailbox.ended)
             last_beat = now
         item = mailbox.take(timeout=HEARTBEAT_SECONDS)
         if item is None:
@@ -186,6 +192,7 @@ def run(source: str, frames: FrameSource = device_frames) -> int:
                 return 1
             continue
         last_frame = time.monotonic()
+        taken += 1
         if not healthy:
             emit(health=True, detail="frames arriving")
             healthy = True
@@ -196,6 +203,8 @@ def run(source: str, frames: FrameSource = device_frames) -> int:
         started = time.perf_counter()
         found = pipeline.decode_video(grey)
         decode_ms = (time.perf_counter() - started) * 1000
+        decoded += 1
+        reads += len(found)
         for text in found:
             if not presentations.seen_recently(text, now):
                 emit(code=text, t=t, decode_ms=round(decode_ms, 3), step=pipeline.last_step)

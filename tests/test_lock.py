@@ -39,7 +39,9 @@ def test_exit_button_pulses_for_unlock_seconds(rig: Rig) -> None:
     assert wait_for(lambda: rig.board.state()["bolt"] == "retracted")
     assert wait_for(lambda: not rig.board.relay_energized, 2)
     ((on, off),) = relay_on_spans(rig.board, t0)
-    assert on - t0 < 0.1, "the relay moves at once"
+    # From the board's own history: the button's edge and the relay's, both stamped by the board.
+    pressed = next(c.t for c in rig.board.changes("exit_button", t0) if c.level)
+    assert on - pressed < 0.1, "the relay moves at once"
     # Ends by the pulse's own timer, well before the guard's 1 s bound (no trip event below).
     assert off is not None and 0.45 <= off - on < 1.0
     assert wait_for(lambda: rig.event_types() == ["unlock"])
@@ -64,10 +66,10 @@ def test_pulse_ends_early_once_the_door_opened_and_closed(tmp_path: Path) -> Non
 
 
 def test_door_forced_within_a_second(rig: Rig) -> None:
-    t0 = time.monotonic()
     rig.board.set_door(True)
+    # Raised on the door's edge itself, not by a later timer: within the 1 s the alarm promises
+    # even on a loaded machine (the pure function's test pins the rule itself, with a fake clock).
     assert wait_for(lambda: "door_forced" in rig.event_types(), 1.0)
-    assert time.monotonic() - t0 < 1.0
     assert rig.on_reactor(lambda: Alarm.DOOR_FORCED in rig.core.state.alarms)
     rig.board.set_door(False)
     assert wait_for(lambda: rig.on_reactor(lambda: not rig.core.state.alarms))

@@ -72,7 +72,7 @@ def test_an_app_button_gets_the_doors_answer(door_and_link: Fixture) -> None:
     assert answer is not None and answer.ok is True and answer.result == "check_in"
     assert board.relay(), "入店する unlocked the door"
     again = link.send("shinjuku-3", "main", ring.command("m-2", Act.UNLOCK, "shinjuku-3"))
-    assert again is not None and again["reason"] == "not_checked_in"
+    assert again is not None and again.reason == "not_checked_in"
     started = time.monotonic()
     silent = link.send("shinjuku-3", "no-such-door", ring.command("m-1", Act.UNLOCK, "shinjuku-3"), timeout=1)
     assert silent is None and time.monotonic() - started >= 1, "no answer: the unlock-trouble screen"

@@ -59,6 +59,13 @@ class Collector:
             return self.health[-1][0] if self.health else None
 
 
+def read_again(reader: CameraReader, times: int) -> None:
+    """The barrier for "one presentation, one code": the worker read the code `times` more times
+    after it was delivered (its own counters say so), so a second delivery had its chance."""
+    reads = reader.metrics.reads
+    assert wait_for(lambda: reader.metrics.reads >= reads + times, 10), reader.metrics
+
+
 # --- serial ------------------------------------------------------------------------------------
 
 
@@ -303,17 +310,17 @@ def camera_reader(sim_camera: tuple[SimCamera, str]) -> Iterator[tuple[SimCamera
 
 
 def test_camera_reader_reads_a_shown_code(camera_reader: tuple[SimCamera, CameraReader, Collector]) -> None:
-    camera, _reader, got = camera_reader
+    camera, reader, got = camera_reader
     text = code("m-1")
     camera.show(text)
     assert wait_for(lambda: text in got.codes, 5)
-    time.sleep(1.0)
+    read_again(reader, 3)
     assert got.codes.count(text) == 1, "one presentation, one code"
     # The member's app shows a fresh code: a new presentation at once, even within 5 s.
     fresh = code("m-1")
     camera.show(fresh)
     assert wait_for(lambda: fresh in got.codes, 5)
-    time.sleep(1.0)
+    read_again(reader, 3)
     assert got.codes == [text, fresh]
 
 
@@ -382,7 +389,10 @@ def test_video_file_plays_once_then_idles(tmp_path: Path) -> None:
     reader.start(got.deliver, got.on_health)
     try:
         assert wait_for(lambda: text in got.codes, 10)
-        time.sleep(2.0)
+        # The file has played out, and a heartbeat came after that: the worker had every chance.
+        assert wait_for(lambda: reader.metrics.ended, 10)
+        ended_at = reader.metrics.beat
+        assert wait_for(lambda: reader.metrics.beat > ended_at + 1.0, 5)
         assert got.healthy() is True, "a played-out file is idle, not a fault"
         assert got.codes == [text]
     finally:
@@ -433,7 +443,7 @@ def test_pi_camera_reads_a_code_with_the_sensor_timestamp(pi_camera_env: pytest.
         frame_t, delivered = got.seen[0]
         # The stand-in stamps exposure 4 ms before the frame is handed over.
         assert 0.004 <= delivered - frame_t < 0.5
-        time.sleep(1.0)
+        read_again(reader, 3)
         assert got.codes == [text], "one presentation, one code"
     finally:
         reader.stop()
