@@ -13,8 +13,14 @@ The reactor (one thread) owns a DoorCore and hands it every input. For each inpu
      in memory (bounded) and are written when the journal works again;
    * listeners (the cloud link: outbox drain, retained status), after the relay.
 
-Verification and the used-code memory sit in front of the machine: the machine sees a verified,
-unused code (`CodeRequest`) or the reason it was refused (`CodeRejected`).
+Admission sits in front of the machine (controller.admission: the same-presentation window, the
+verifier, the used-code memory, the clock and presence rules, in the contract's order): the machine
+sees an admitted code (`CodeRequest`) or the reason it was refused (`CodeRejected`).
+
+A code from a reader touches the journal twice on its way: one read (the used-code memory, in
+admission) and one commit (the decision, its events and the spent code, before the relay moves); the
+cloud link gets the written events in memory and marks them delivered on their PUBACK (a third
+write, batched, after the broker has them).
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, assert_never
 
+from controller.admission import AdmissionRules, Decided, Ignored, Moment, Redelivered, admit
 from controller.clock import DoorClock
 from controller.config import Config
 from controller.decision import (
@@ -132,6 +139,8 @@ class DoorCore:
         # and then no command carries presence.
         self.presence = presence
         self.verifier = verifier_for(config)
+        self.rules = AdmissionRules(self.verifier, config.credentials.commands_need_synced_clock, presence,
+                                    self.policy.presence_required)
         self.state: DoorState = journal.load_state()
         self._committed: DoorState = self.state  # what the journal holds
         self._unjournaled: deque[Event] = deque()
@@ -156,32 +165,27 @@ class DoorCore:
     # --- inputs -----------------------------------------------------------------------
 
     def present(self, text: str, reader: str, side: Side) -> Handled:
-        """A code seen by a reader, or received as a remote command (side REMOTE)."""
-        remote = side is Side.REMOTE
-        # A camera sees the phone in many frames: one decision per presentation. Commands are not
-        # presentations: a redelivered command gets its first answer below, however soon.
-        if not remote and self._presentations.seen_recently((reader, text), self._monotonic()):
-            return Handled(None)
-        door_time = self.clock.now()
-        verdict = self.verifier.verify(text, door_time, revoked=self.revoked, command=remote)
-        code = verdict.code
-        prior = self.journal.used_code(code.cti) if code is not None else None
-        if remote and prior is not None and prior.result is not None:
-            return Handled(Decision(**prior.result), code=code, redelivery=True)
-        if not verdict.ok or code is None:
-            reason = verdict.reason or Deny.MALFORMED
-            log.info("denied %s at %s: %s %s", verdict.member or "-", reader, reason, verdict.detail)
-            return self._decide(CodeRejected(reason, side, verdict.member, code.cti if code else None),
-                                code, reader)
-        if prior is not None:
-            return self._decide(CodeRejected(Deny.REPLAYED, side, code.member, code.cti), code, reader)
-        if remote and self.config.credentials.commands_need_synced_clock and not self.clock.synced():
-            # Without a synchronized clock the door cannot tell a fresh command from one queued
-            # at the broker for minutes: it refuses rather than guess (contract §4).
-            return self._decide(CodeRejected(Deny.CLOCK_UNSYNCED, side, code.member, code.cti), code, reader)
-        self.clock.raise_floor(code.iat)
-        present = self.presence is not None and self.presence.accepts(code.presence, door_time)
-        return self._decide(CodeRequest(code.member, side, code.act, code.cti, present), code, reader)
+        """A code seen by a reader, or received as a remote command (side REMOTE): admission
+        (controller.admission, the whole order in one place), then the pure function."""
+        now = self.now()
+        admission = admit(text, reader, side, self.rules, Moment(now.door, now.mono, self.revoked,
+                                                                 self.clock.synced),
+                          self.journal.used_code, self._presentations)
+        match admission:
+            case Ignored():
+                return Handled(None)
+            case Redelivered(decision=decision, code=code):
+                return Handled(decision, code=code, redelivery=True)
+            case Decided(request=request, code=code, detail=detail):
+                if isinstance(request, CodeRequest):
+                    assert code is not None
+                    self.clock.raise_floor(code.iat)  # the issuer signed it: time is at least that
+                else:
+                    log.info("denied %s at %s: %s %s", request.member or "-", reader, request.reason,
+                             detail)
+                return self._decide(request, code, reader)
+            case _:
+                assert_never(admission)
 
     def handle(self, inp: Input) -> Handled:
         """A pin edge, reader or journal health, a relay trip, a tick."""

@@ -158,8 +158,6 @@ class CodeRequest:
     side: Side
     act: Act | None = None
     cti: bytes | None = None
-    # The verifier's finding: the command carried a presence code the door showed lately (§9).
-    present: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,11 +479,6 @@ def _code_request(draft: _Draft, req: CodeRequest, now: Now, policy: Policy) -> 
 
     # Without an act, the reader's side says what the member means.
     act = req.act or (Act.CHECK_IN if req.side is Side.ENTRY else Act.UNLOCK)
-    if req.side is Side.REMOTE and act in policy.presence_required and not req.present:
-        # Contract §9, right after `replayed` in the verifier's order: the phone did not scan this
-        # door's screen lately. A code shown to a camera never needs it (the door sees the phone).
-        deny(Deny.NOT_PRESENT)
-        return
     if not draft.state.journal_ok:
         # Nothing may take effect that the journal does not hold (contract §3); the denial itself is
         # logged, and journaled if the disk comes back.

@@ -16,19 +16,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controller.admission import Admission, AdmissionRules, Decided, Moment, admit
 from controller.config import ConfigError
-from controller.decision import CodeRequest, DoorState, Session, next_state
+from controller.core import verifier_for
+from controller.decision import CodeRejected
 from controller.presence import PresenceSecretError, load_secret
 from controller.signage import render_screen
 from drivers.decode import DecodePipeline
 from drivers.display import DisplayError, FramebufferScreen, read_geometry, unpack
+from drivers.presentation import PresentationWindow
 from tests.helpers import NOW, PRIVATE, code, make_config
 from tests.rig import Relay
 from tests.test_core import Clock, make_core
-from tests.test_decision import POLICY, T0, at, relay_effects
+from tests.test_decision import POLICY
 from wire.codes import MalformedCode, mint_code, parse_code
 from wire.presence import PresenceCodes, screen_url
-from wire.vocab import Act, Deny, SessionState, Side
+from wire.vocab import Act, Deny, Side
 
 SECRET = bytes(range(32))
 PRESENCE = {"url": "https://pass.example/s/{store}/{door}", "window_seconds": 10, "accept_seconds": 30}
@@ -111,28 +114,42 @@ def test_the_pc_claim_is_text_of_1_to_32_characters() -> None:
 PRESENT = replace(POLICY, presence_required=frozenset({Act.CHECK_IN, Act.UNLOCK}))
 
 
+SECRET = b"s" * 32
+
+
+def _command(act: str, presence: str | None = None) -> str:
+    return mint_code(PRIVATE["k1"], kid="k1", issuer="officepass", member="m1", iat=NOW, exp=NOW + 15,
+                     cti=secrets.token_bytes(16), act=act, presence=presence)
+
+
+def _admit(text: str, side: Side, required: frozenset[Act], t: float) -> Admission:
+    config = make_config(Path("/nonexistent"))
+    rules = AdmissionRules(verifier_for(config), False, PresenceCodes(SECRET, "shinjuku-3", "main", 10, 30),
+                           required)
+    return admit(text, "cloud" if side is Side.REMOTE else "front", side, rules,
+                 Moment(t, 100.0, frozenset(), lambda: True), lambda _cti: None, PresentationWindow())
+
+
 @pytest.mark.parametrize("act", [Act.CHECK_IN, Act.UNLOCK])
-def test_the_pure_function_refuses_an_app_unlock_without_presence(act: Act) -> None:
-    inside = [Session("m1", SessionState.CHECKED_IN, T0, T0 + 7200)]
-    state = DoorState.restored(inside if act is Act.UNLOCK else [])
-    refused = next_state(state, CodeRequest("m1", Side.REMOTE, act, b"c" * 8, present=False), at(5), PRESENT)
-    assert refused.decision is not None and refused.decision.reason is Deny.NOT_PRESENT
-    assert [e.type for e in refused.events] == ["denied"] and refused.state.sessions == state.sessions
-    assert not relay_effects([refused])
-    accepted = next_state(state, CodeRequest("m1", Side.REMOTE, act, b"c" * 8, present=True), at(5), PRESENT)
-    assert accepted.decision is not None and accepted.decision.ok and accepted.decision.unlock
+def test_admission_refuses_an_app_unlock_without_presence(act: Act) -> None:
+    t = float(NOW)
+    shown = PresenceCodes(SECRET, "shinjuku-3", "main", 10, 30).current(t - 5)
+    refused = _admit(_command(act), Side.REMOTE, PRESENT.presence_required, t)
+    assert isinstance(refused, Decided) and isinstance(refused.request, CodeRejected)
+    assert refused.request.reason is Deny.NOT_PRESENT
+    accepted = _admit(_command(act, shown), Side.REMOTE, PRESENT.presence_required, t)
+    assert isinstance(accepted, Decided) and accepted.admitted
 
 
 def test_checking_out_and_codes_at_the_door_never_need_presence() -> None:
-    inside = DoorState.restored([Session("m1", SessionState.CHECKED_IN, T0, T0 + 7200)])
+    t = float(NOW)
     for act in (Act.CHECKOUT_BEGIN, Act.CHECKOUT):
-        step = next_state(inside, CodeRequest("m1", Side.REMOTE, act, b"c" * 8), at(5), PRESENT)
-        assert step.decision is not None and step.decision.ok, act
-    camera = next_state(DoorState.restored([]), CodeRequest("m1", Side.ENTRY, None, b"c" * 8), at(5), PRESENT)
-    assert camera.decision is not None and camera.decision.ok and camera.decision.unlock
-    no_presence = next_state(DoorState.restored([]), CodeRequest("m1", Side.REMOTE, Act.CHECK_IN, b"c" * 8),
-                             at(5), POLICY)
-    assert no_presence.decision is not None and no_presence.decision.ok, "without [presence] nothing changes"
+        admitted = _admit(_command(act), Side.REMOTE, PRESENT.presence_required, t)
+        assert isinstance(admitted, Decided) and admitted.admitted, act
+    camera = _admit(code("m1", iat=NOW), Side.ENTRY, PRESENT.presence_required, t)
+    assert isinstance(camera, Decided) and camera.admitted
+    no_presence = _admit(_command("check_in"), Side.REMOTE, frozenset(), t)
+    assert isinstance(no_presence, Decided) and no_presence.admitted, "without [presence] nothing changes"
 
 
 def test_the_door_core_checks_the_claim_against_what_its_screen_showed(tmp_path: Path) -> None:
