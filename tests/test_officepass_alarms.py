@@ -19,6 +19,8 @@ from officepass.watch import OfflineWatch
 from tests.rig import wait_for
 from tests.smtp_sink import SmtpSink
 from tests.test_officepass_fleet import _clear, engine  # noqa: F401  (engine is a fixture)
+from wire.payloads import DoorOffline, DoorStatus
+from wire.vocab import DoorPosition, LockStatus
 
 NOW = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
 
@@ -27,6 +29,8 @@ NOW = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
 def db(engine: Engine) -> Iterator[object]:  # noqa: F811
     _clear(engine)
     yield sessions(engine)
+
+ONLINE = DoorStatus(LockStatus.LOCKED, DoorPosition.CLOSED, (), {}, True, "0.1.0", "2027-01-15T08:00:00.000Z")
 
 
 def kinds(db: object, *, standing: bool = False) -> list[tuple[str, str]]:
@@ -91,8 +95,8 @@ def test_a_door_offline_too_long_is_an_alarm_counted_on_the_monotonic_clock(db: 
     told: list[bool] = []
     watch = OfflineWatch(db, after_seconds=300, on_alarm=lambda: told.append(True))  # type: ignore[arg-type]
     with db.begin() as s:  # type: ignore[attr-defined]
-        record_status(s, "s1", "main", {"online": True, "alarms": []}, NOW)
-        record_status(s, "s1", "main", {"online": False}, NOW)  # its Last Will
+        record_status(s, "s1", "main", ONLINE, NOW)
+        record_status(s, "s1", "main", DoorOffline(), NOW)  # its Last Will
     watch.look(1000.0)  # first seen offline
     watch.look(1299.0)
     assert kinds(db) == [] and told == []
@@ -100,10 +104,10 @@ def test_a_door_offline_too_long_is_an_alarm_counted_on_the_monotonic_clock(db: 
     watch.look(1400.0)
     assert kinds(db) == [("main", OFFLINE)] and told == [True], "raised and told once"
     with db.begin() as s:  # type: ignore[attr-defined]
-        record_status(s, "s1", "main", {"online": True, "alarms": []}, NOW)
+        record_status(s, "s1", "main", ONLINE, NOW)
     watch.look(1401.0)
     with db.begin() as s:  # type: ignore[attr-defined]
-        record_status(s, "s1", "main", {"online": False}, NOW)
+        record_status(s, "s1", "main", DoorOffline(), NOW)
     watch.look(1402.0)
     assert kinds(db) == [("main", OFFLINE)], "back online restarts the count"
 
@@ -117,7 +121,7 @@ def test_the_watch_and_the_mailer_run_as_threads(db: object) -> None:
     watch.start()
     try:
         with db.begin() as s:  # type: ignore[attr-defined]
-            record_status(s, "s1", "main", {"online": False}, NOW)
+            record_status(s, "s1", "main", DoorOffline(), NOW)
         assert sink.wait(1, 10), "offline alarm mailed"
         assert wait_for(lambda: kinds(db) == [("main", OFFLINE)], 5)
     finally:

@@ -19,6 +19,7 @@ from officepass.db import engine_for, migrate, sessions
 from officepass.fleet import BadMessage, gaps, record_event, record_seats, record_session, record_status
 from officepass.models import Base, DoorRecord, EventRecord, LiveSession, StoreSeats
 from tests.pg import postgres_cluster
+from wire.payloads import DoorEvent, DoorOffline, Seats, SessionInfo, WireError, status_from_dict
 
 NOW = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
 
@@ -43,7 +44,11 @@ def _clear(engine: Engine) -> None:
             conn.execute(table.delete())
 
 
-def event(seq: int, *, door: str = "main", epoch: str = "e1", type_: str = "unlock") -> dict[str, Any]:
+def event(seq: int, *, door: str = "main", epoch: str = "e1", type_: str = "unlock") -> DoorEvent:
+    return DoorEvent.from_dict(body(seq, door=door, epoch=epoch, type_=type_))
+
+
+def body(seq: int, *, door: str = "main", epoch: str = "e1", type_: str = "unlock") -> dict[str, Any]:
     return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{door}/{epoch}/{seq}")), "seq": seq, "epoch": epoch,
             "ts": "2027-01-15T08:00:00.000Z", "store": "s1", "door": door, "type": type_, "member": None,
             "source": "button", "reason": None}
@@ -74,7 +79,7 @@ def test_a_redelivered_event_is_stored_once(engine: Engine) -> None:
         assert record_event(db, event(1)) is True
     with sessions(engine).begin() as db:
         assert record_event(db, event(1)) is False
-    assert stored(engine)[0] == {event(1)["id"]}
+    assert stored(engine)[0] == {event(1).id}
 
 
 def test_gaps_are_recorded_and_filled(engine: Engine) -> None:
@@ -89,11 +94,14 @@ def test_gaps_are_recorded_and_filled(engine: Engine) -> None:
     assert stored(engine)[1] == [("e1", 3, 3), ("e1", 5, 5), ("e1", 7, 7)]
 
 
-@pytest.mark.parametrize("bad", [[], {"id": "x"}, {**event(1), "seq": 0}, {**event(1), "seq": True},
-                                 {**event(1), "ts": "yesterday"}, {**event(1), "store": ""}])
-def test_a_bad_event_is_refused_with_a_reason(engine: Engine, bad: Any) -> None:
-    with pytest.raises(BadMessage), sessions(engine).begin() as db:
-        record_event(db, bad)
+@pytest.mark.parametrize(("bad", "field"), [
+    ([], "payload"), ({"id": "x"}, "id"), ({**body(1), "seq": 0}, "seq"), ({**body(1), "seq": True}, "seq"),
+    ({**body(1), "ts": "yesterday"}, "ts"), ({**body(1), "store": ""}, "store"),
+    ({**body(1), "type": "party"}, "type"), ({**body(1), "source": None}, "source")])
+def test_a_bad_event_is_refused_naming_the_field(bad: Any, field: str) -> None:
+    with pytest.raises(WireError) as err:
+        DoorEvent.from_dict(bad)
+    assert err.value.field == field
 
 
 STREAMS = st.tuples(
@@ -116,7 +124,7 @@ def test_any_shuffle_or_duplication_gives_the_same_state(engine: Engine, stream:
         with sessions(engine).begin() as db:
             record_event(db, body)
     ids, main_gaps, back_gaps = stored(engine)
-    assert ids == {e["id"] for e in events}
+    assert ids == {e.id for e in events}
     assert main_gaps == expected_gaps(main_seqs, "e1")
     assert back_gaps == expected_gaps(back_seqs, "e2")
 
@@ -126,12 +134,15 @@ def test_status_last_will_seats_and_sessions(engine: Engine) -> None:
     status = {"online": True, "lock": "locked", "door": "closed", "alarms": [], "readers": {},
               "clock_synced": True, "version": "0.1.0", "ts": "2027-01-15T08:00:00.000Z"}
     with sessions(engine).begin() as db:
-        record_status(db, "s1", "main", status, NOW)
-        seats = {"store": "s1", "capacity": 2, "occupied": 1, "available": 1, "symbol": "△"}
-        record_seats(db, "s1", seats, NOW)
-        record_session(db, "s1", "m-1", {"member": "m-1", "state": "checked_in"})
+        record_status(db, "s1", "main", status_from_dict(status), NOW)
+        seats = {"store": "s1", "capacity": 2, "occupied": 1, "available": 1, "symbol": "△",
+                 "ts": "2027-01-15T08:00:00.000Z"}
+        record_seats(db, Seats.from_dict(seats), NOW)
+        record_session(db, "s1", "m-1", SessionInfo.from_dict({
+            "member": "m-1", "state": "checked_in", "checked_in_at": "2027-01-15T08:00:00.000Z",
+            "deadline": "2027-01-15T10:00:00.000Z", "overdue": False}))
     with sessions(engine).begin() as db:
-        record_status(db, "s1", "main", {"online": False}, NOW)  # the Last Will
+        record_status(db, "s1", "main", DoorOffline(), NOW)  # the Last Will
         record_session(db, "s1", "m-1", None)  # the session closed: an empty retained message
     with sessions(engine)() as db:
         door = db.get(DoorRecord, ("s1", "main"))
@@ -139,8 +150,12 @@ def test_status_last_will_seats_and_sessions(engine: Engine) -> None:
         seats = db.get(StoreSeats, "s1")
         assert seats is not None and seats.seats["symbol"] == "△"
         assert db.get(LiveSession, ("s1", "m-1")) is None
-    with pytest.raises(BadMessage), sessions(engine).begin() as db:
-        record_status(db, "s1", "main", {"lock": "locked"}, NOW)
+    with pytest.raises(WireError):
+        status_from_dict({"lock": "locked"})
+    with pytest.raises(BadMessage), sessions(engine).begin() as db:  # a session under another's topic
+        record_session(db, "s1", "m-2", SessionInfo.from_dict({
+            "member": "m-1", "state": "checked_in", "checked_in_at": "2027-01-15T08:00:00.000Z",
+            "deadline": "2027-01-15T10:00:00.000Z", "overdue": False}))
 
 
 def test_the_schema_comes_from_the_migrations(engine: Engine) -> None:
