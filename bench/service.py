@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from bench.procs import percentile
 from hwsim.broker import Broker
+from officepass.connection import ServiceConnection
 from officepass.consumer import FleetConsumer
 from officepass.db import engine_for, migrate, sessions
 from officepass.models import EventRecord
@@ -51,10 +52,10 @@ def ingest(url: str, label: str) -> None:
         broker = Broker(Path(tmp))
         migrate(url)
         db = sessions(engine_for(url))
-        consumer = FleetConsumer(db, "127.0.0.1", broker.port, DEFAULT_PREFIX,
-                                 f"bench-{uuid.uuid4().hex[:6]}")
+        connection = ServiceConnection("127.0.0.1", broker.port)
+        consumer = FleetConsumer(db, connection, DEFAULT_PREFIX)
         consumer.start()
-        time.sleep(1)
+        connection.start()
         publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         publisher.max_inflight_messages_set(1000)
         publisher.max_queued_messages_set(0)
@@ -79,6 +80,7 @@ def ingest(url: str, label: str) -> None:
         print(f"{'events ingested, ' + label:<44}{stored() / took:>8,.0f} /s   ({stored():,} of {total:,} "
               f"in {took:.1f} s)")
         publisher.loop_stop()
+        connection.stop()
         consumer.stop()
         broker.stop()
 
@@ -91,10 +93,9 @@ def service_with_door(members: list[str], **door_sections: Any) -> Iterator[tupl
     from fastapi.testclient import TestClient
 
     from officepass.keys import KeyRing
-    from officepass.link import DoorLink
     from officepass.members import add_member, add_store
-    from officepass.web.app import create_app
-    from tests.procs import door_trusting_service
+    from officepass.service import BrokerAccess, Service
+    from tests.procs import door_trusting_service, plain_mqtt
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -109,16 +110,16 @@ def service_with_door(members: list[str], **door_sections: Any) -> Iterator[tupl
                 add_member(s, member, "Bench", "bench password")
             add_store(s, "shinjuku-3", "Bench store", ["main"])
         lock = {"relay_pin": "GPIO17", "unlock_seconds": 0.2}
-        board, door = door_trusting_service(tmp, broker.port, key.kid, key.public_b64, lock=lock,
+        board, door = door_trusting_service(tmp, plain_mqtt(broker.port), key.kid, key.public_b64, lock=lock,
                                             **door_sections)
-        link = DoorLink("127.0.0.1", broker.port, DEFAULT_PREFIX)
-        link.start()
-        app = create_app(db, ring, link, "bench-secret-" + "x" * 32, secure_cookie=False)
+        service = Service(db, ring, BrokerAccess("127.0.0.1", broker.port), "bench-secret-" + "x" * 32,
+                          base_url="http://bench.test")
+        service.start()
         try:
-            with TestClient(app) as client:
+            with TestClient(service.app) as client:
                 yield client, board
         finally:
-            link.stop()
+            service.stop()
             door.stop()
             board.close()
             broker.stop()

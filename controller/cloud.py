@@ -30,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from controller.commands import RECEIVE_MAXIMUM, CommandIntake
-from controller.config import Config, MqttConfig, MqttCredentials
+from controller.config import Config, MqttConfig
 from controller.discovery import discovery_messages
 from controller.door_port import DoorPort
 from controller.journal import JournaledEvent
@@ -38,6 +38,7 @@ from controller.outbox import WINDOW, OutboxLedger
 from controller.reactor import Reactor
 from controller.revocation import RevocationWorker
 from wire.codes import RevocationList
+from wire.credentials import MqttCredentials
 from wire.payloads import CLEARED, CommandReply, DoorOffline
 from wire.topics import DoorTopics
 
@@ -87,7 +88,9 @@ class CloudSync:
     def _make_client(self, config: Config) -> mqtt.Client:
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"doorctl-{self.port.store}-{self.port.door}",
+            # With an identity the broker makes the client id its username (contract §4); without one
+            # (a plain test broker) this is the id.
+            client_id=self.credentials.username or f"doorctl-{self.port.store}-{self.port.door}",
             protocol=mqtt.MQTTv5,
         )
         # paho logs "not connected" publishes and reconnect failures at ERROR/WARNING; offline is an
@@ -96,10 +99,7 @@ class CloudSync:
         paho_log.setLevel(logging.CRITICAL)
         client.enable_logger(paho_log)
         client.will_set(self.topics.status, DoorOffline().to_json(), qos=1, retain=True)
-        if self.credentials.tls is not None:
-            client.tls_set_context(self.credentials.tls)
-        if self.credentials.username:
-            client.username_pw_set(self.credentials.username, self.credentials.password)
+        self.credentials.apply(client)
         client.manual_ack_set(True)
         client.max_inflight_messages_set(WINDOW)
         client.reconnect_delay_set(int(BACKOFF_START), int(BACKOFF_START))

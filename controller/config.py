@@ -11,7 +11,6 @@ import base64
 import binascii
 import math
 import re
-import ssl
 import string
 import tomllib
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from drivers.gpio import PinWiring
 from drivers.picamera import parse_source
 from drivers.readers import ReaderConfig
+from wire.credentials import CredentialProblems, MqttCredentials, load_credentials
 from wire.rules import DEFAULT_ISSUER, DEFAULT_PREFIX
 from wire.topics import prefix_problem
 from wire.vocab import Act
@@ -560,53 +560,17 @@ def load_config(path: str | Path) -> Config:
     return parse_config(doc, source_path=p)
 
 
-@dataclass(frozen=True)
-class MqttCredentials:
-    """The files [mqtt] points at, loaded: what the cloud link connects with."""
-
-    tls: ssl.SSLContext | None
-    username: str | None
-    password: str | None
-
-
 def load_mqtt_credentials(mqtt: MqttConfig) -> MqttCredentials:
     """Load every file the [mqtt] section names, exactly as the daemon uses them.
 
     Raises ConfigError naming each key whose file is missing, unreadable or not what it should be.
     `doorctl check-config` calls this, and so does the daemon, which then runs offline with the
-    `cloud_config` alarm instead of dying over a bad certificate.
+    `cloud_config` alarm instead of dying over a bad certificate. (The pass service loads its own
+    [mqtt] with the same function, from the wire.)
     """
-    problems: list[str] = []
-    context: ssl.SSLContext | None = None
-    if mqtt.tls:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        if mqtt.ca_file:
-            try:
-                context.load_verify_locations(cafile=mqtt.ca_file)
-            except FileNotFoundError:
-                problems.append(f"mqtt.ca_file: file {mqtt.ca_file} does not exist")
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                problems.append(f"mqtt.ca_file: {mqtt.ca_file} is not a PEM CA certificate ({exc})")
-        if mqtt.cert_file and mqtt.key_file:
-            for key in ("cert_file", "key_file"):
-                if not Path(getattr(mqtt, key)).is_file():
-                    problems.append(f"mqtt.{key}: file {getattr(mqtt, key)} does not exist")
-            if not problems:
-                try:
-                    context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
-                except (ssl.SSLError, OSError, ValueError) as exc:
-                    problems.append(f"mqtt.cert_file: {mqtt.cert_file} with mqtt.key_file {mqtt.key_file} "
-                                    f"is not a PEM certificate and its key ({exc})")
-    password: str | None = None
-    if mqtt.password_file:
-        try:
-            password = Path(mqtt.password_file).read_bytes().decode("utf-8").strip()
-        except FileNotFoundError:
-            problems.append(f"mqtt.password_file: file {mqtt.password_file} does not exist")
-        except UnicodeDecodeError:
-            problems.append(f"mqtt.password_file: {mqtt.password_file} is not UTF-8 text")
-        except OSError as exc:
-            problems.append(f"mqtt.password_file: cannot read {mqtt.password_file} ({exc.strerror})")
-    if problems:
-        raise ConfigError(problems)
-    return MqttCredentials(context, mqtt.username, password)
+    try:
+        return load_credentials(tls=mqtt.tls, ca_file=mqtt.ca_file, cert_file=mqtt.cert_file,
+                                key_file=mqtt.key_file, username=mqtt.username,
+                                password_file=mqtt.password_file)
+    except CredentialProblems as exc:
+        raise ConfigError(exc.problems) from None

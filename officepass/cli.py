@@ -9,11 +9,15 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import sessionmaker
 
+from wire.topics import Topics
+
+if TYPE_CHECKING:
+    from officepass.settings import Settings
 from officepass.keys import KeyProblem, KeyRing
-from wire.rules import DEFAULT_PREFIX
 
 DEFAULT_KEYS = Path(os.environ.get("OFFICEPASS_KEYS", "/var/lib/officepass/keys"))
 DEFAULT_DB = os.environ.get("OFFICEPASS_DB", "sqlite:////var/lib/officepass/officepass.db")
@@ -59,29 +63,15 @@ def cmd_member_add(args: argparse.Namespace) -> int:
 
 
 def cmd_member_disable(args: argparse.Namespace) -> int:
-    from officepass.link import DoorLink
-    from officepass.members import MemberProblem, disable_and_publish
+    from officepass.members import MemberProblem, disable_committed
 
-    host, _, port = args.broker.rpartition(":")
-    link = DoorLink(host or "127.0.0.1", int(port), args.prefix)
-    if not link.start():
-        print(f"officepass member disable: the broker {args.broker} does not answer; nothing changed",
-              file=sys.stderr)
-        return 1
     try:
-        ring = KeyRing(Path(args.keys))
-        with _db(args.db).begin() as db:
-            revocation = disable_and_publish(
-                db, args.member, lambda version, ids: link.publish_revocation(ring.revocation(version, ids)))
+        revocation = disable_committed(_db(args.db), args.member)
     except MemberProblem as exc:
         print(f"officepass member disable: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:
-        print(f"officepass member disable: {exc}; the member stays enabled", file=sys.stderr)
-        return 1
-    finally:
-        link.stop()
-    print(f"member {args.member} disabled; revocation list version {revocation.version} published")
+    print(f"member {args.member} disabled; revocation list version {revocation.version} recorded: the "
+          "running service publishes it within 10 s (and again every 10 minutes)")
     return 0
 
 
@@ -101,48 +91,100 @@ def cmd_store_add(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from officepass.consumer import FleetConsumer
-    from officepass.link import DoorLink
-    from officepass.mail import SupportMail
+    from officepass.service import BrokerAccess, Service
     from officepass.settings import SettingsError, load_settings
-    from officepass.watch import OfflineWatch
-    from officepass.web.app import create_app
 
     try:
         settings = load_settings(Path(args.config))
+        credentials = settings.mqtt.credentials()
     except SettingsError as exc:
         print(f"officepass serve: {args.config} has problems:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    db = _db(settings.database)
-    mail = None
-    if settings.support is not None:
-        s = settings.support
-        mail = SupportMail(db, s.smtp_host, s.smtp_port, s.sender, s.email, settings.base_url)
-    on_alarm = mail.nudge if mail is not None else lambda: None
-    # One stable client id per service host and listen address: a restarted service resumes its
-    # broker session and gets what was published while it was away.
-    consumer = FleetConsumer(db, settings.mqtt_host, settings.mqtt_port, settings.topic_prefix,
-                             f"officepass-fleet-{socket.gethostname()}-{settings.listen}", on_alarm=on_alarm)
-    watch = OfflineWatch(db, settings.offline_alarm_seconds, on_alarm)
-    link = DoorLink(settings.mqtt_host, settings.mqtt_port, settings.topic_prefix)
-    for part in (mail, consumer, watch):
-        if part is not None:
-            part.start()
-    link.start()
-    app = create_app(db, KeyRing(settings.keys), link, settings.secret(),
-                     secure_cookie=settings.base_url.startswith("https://"))
+    mqtt = settings.mqtt
+    # Without an identity (a plain test broker): one stable client id per service host and listen
+    # address, so a restarted service resumes its broker session. With one, the id is the identity.
+    access = BrokerAccess(mqtt.host, mqtt.port, credentials, mqtt.topic_prefix,
+                          client_id=f"officepass-{socket.gethostname()}-{settings.listen}")
+    service = Service(_db(settings.database), KeyRing(settings.keys), access, settings.secret(),
+                      base_url=settings.base_url, support=settings.support,
+                      offline_alarm_seconds=settings.offline_alarm_seconds,
+                      secure_cookie=settings.base_url.startswith("https://"))
+    service.start()
     host, _, port = settings.listen.rpartition(":")
     print(f"officepass: member app and console on http://{settings.listen}/ "
           f"(QR URLs under {settings.base_url})", flush=True)
     try:
-        uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
+        uvicorn.run(service.app, host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:
-        link.stop()
-        for part in (watch, consumer, mail):
-            if part is not None:
-                part.stop()
+        service.stop()
+    return 0
+
+
+def _settings(path: str, command: str) -> Settings | None:
+    from officepass.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(Path(path))
+    except SettingsError as exc:
+        print(f"officepass {command}: {path} has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def cmd_ca_init(args: argparse.Namespace) -> int:
+    from officepass.ca import CaProblem, init_ca
+
+    settings = _settings(args.config, "ca init")
+    if settings is None:
+        return 2
+    if settings.broker is None:
+        print(f"officepass ca init: {args.config} has no [broker] section (where the CA lives, the broker's "
+              "names)", file=sys.stderr)
+        return 2
+    try:
+        written = init_ca(settings.broker.ca_dir, settings.broker.hostnames)
+    except (CaProblem, OSError) as exc:
+        print(f"officepass ca init: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_broker_config(args: argparse.Namespace) -> int:
+    from officepass.broker_config import BrokerPlan, fleet_identities, secret_path, write_broker_config
+    from officepass.ca import BROKER_CERT
+
+    settings = _settings(args.config, "broker-config")
+    if settings is None:
+        return 2
+    broker = settings.broker
+    if broker is None:
+        print(f"officepass broker-config: {args.config} has no [broker] section", file=sys.stderr)
+        return 2
+    if not (broker.ca_dir / BROKER_CERT).exists():
+        print(f"officepass broker-config: no broker certificate in {broker.ca_dir}: run `officepass ca init "
+              f"--config {args.config}` first", file=sys.stderr)
+        return 2
+    with _db(settings.database)() as db:
+        identities = fleet_identities(db, Topics(settings.mqtt.topic_prefix), broker.instances,
+                                      broker.observers, broker.home_assistant)
+    out = Path(args.out)
+    plan = BrokerPlan(broker.listen_host, broker.listen_port, broker.plain_port, broker.ca_dir, identities)
+    try:
+        write_broker_config(plan, out)
+    except OSError as exc:
+        print(f"officepass broker-config: cannot write {out}: {exc}", file=sys.stderr)
+        return 1
+    doors = [i for i in identities if i.username.startswith("door/")]
+    print(f"wrote {out / 'mosquitto.conf'}: {len(doors)} doors, {len(broker.instances)} service instances, "
+          f"{len(broker.observers)} observers; run `mosquitto -c {out / 'mosquitto.conf'}` "
+          "(a running one: send it SIGHUP)")
+    for identity in identities:
+        print(f"  {identity.username}: password in {secret_path(out, identity.username)}")
     return 0
 
 
@@ -186,10 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = member.add_parser("disable", help="disable a member and publish the revocation list")
     p.add_argument("member")
     p.add_argument("--db", default=DEFAULT_DB)
-    p.add_argument("--keys", default=str(DEFAULT_KEYS))
-    p.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the doors' broker")
-    p.add_argument("--prefix", default=DEFAULT_PREFIX)
     p.set_defaults(func=cmd_member_disable)
+
+    ca = sub.add_parser("ca", help="the operator's CA").add_subparsers(dest="ca_command", required=True)
+    p = ca.add_parser("init", help="make the CA (once) and the broker's TLS certificate ([broker] ca_dir)")
+    p.add_argument("--config", required=True, help="the service's TOML file")
+    p.set_defaults(func=cmd_ca_init)
+    p = sub.add_parser("broker-config", help="write a closed mosquitto configuration for the fleet")
+    p.add_argument("--config", required=True, help="the service's TOML file")
+    p.add_argument("--out", required=True, help="the directory to write (mosquitto.conf, acl, passwords)")
+    p.set_defaults(func=cmd_broker_config)
 
     store = sub.add_parser("store", help="stores").add_subparsers(dest="store_command", required=True)
     p = store.add_parser("add", help="add a store and its doors")

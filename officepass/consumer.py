@@ -16,15 +16,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from sqlalchemy.orm import Session
 
 from officepass.alarms import MAILED, OFFLINE, RELAY_WATCHDOG, clear_alarm, raise_alarm, sync_status
+from officepass.connection import ServiceConnection
 from officepass.fleet import BadMessage, record_event, record_seats, record_session, record_status
 from officepass.models import AlarmRecord
 from wire.payloads import (
@@ -42,41 +39,28 @@ from wire.vocab import EventType
 
 log = logging.getLogger("officepass.consumer")
 
-# The broker keeps this consumer's subscriptions and queues its QoS 1 messages while it is away (a
-# restart of the service or of the broker): events published meanwhile still arrive.
-SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
-RECEIVE_MAXIMUM = 200
-
-
 class FleetConsumer:
-    def __init__(self, sessions: Callable[[], Session], host: str, port: int, prefix: str,
-                 client_id: str, on_alarm: Callable[[], None] = lambda: None) -> None:
+    """Rides on the instance's connection: subscribes to every door's events (shared) and retained
+    state, queues what arrives, writes it on its own thread, and acknowledges each message once it
+    is stored (the broker sends it again otherwise)."""
+
+    def __init__(self, sessions: Callable[[], Session], connection: ServiceConnection, prefix: str,
+                 on_alarm: Callable[[], None] = lambda: None) -> None:
         self._sessions = sessions
         self._on_alarm = on_alarm  # an alarm support must hear of was raised (the mailer wakes)
         self.topics = Topics(prefix)
+        self.connection = connection
         self.stored: Counter[str] = Counter()  # messages written, by kind (events, status, ...)
         # Bounded by the broker: at most RECEIVE_MAXIMUM unacknowledged messages are ever queued.
         self._queue: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.manual_ack_set(True)
-        self._host, self._port = host, port
+        for topic_filter in (self.topics.all_events_shared(), *self.topics.all_retained()):
+            connection.subscribe(topic_filter, self._queue.put)
         self._worker = threading.Thread(target=self._work, name="fleet-writer", daemon=True)
 
     def start(self) -> None:
         self._worker.start()
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
-        props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        self.client.reconnect_delay_set(1, 10)
-        self.client.connect_async(self._host, self._port, clean_start=False, properties=props)
-        self.client.loop_start()
 
     def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
         self._queue.put(None)
         self._worker.join(10)
 
@@ -89,13 +73,6 @@ class FleetConsumer:
             time.sleep(0.02)
         return True
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        topics = self.topics
-        client.subscribe([(topics.all_events_shared(), 1), *((t, 1) for t in topics.all_retained())])
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(message)
-
     def _work(self) -> None:
         while True:
             message = self._queue.get()
@@ -103,7 +80,7 @@ class FleetConsumer:
                 if message is None:
                     return
                 self._write(message.topic, bytes(message.payload))
-                self.client.ack(message.mid, message.qos)  # written: the broker may forget it
+                self.connection.ack(message)  # written: the broker may forget it
             except Exception:
                 # Not acknowledged: the broker sends it again when this consumer reconnects.
                 log.exception("message on %s not stored", getattr(message, "topic", "?"))

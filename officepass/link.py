@@ -6,16 +6,15 @@ a disable becomes the retained, signed revocation list.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import uuid
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from officepass.connection import ServiceConnection
+from wire.acl import instance_of
 from wire.payloads import CommandReply, WireError
 from wire.topics import Kind, Topics
 
@@ -24,48 +23,26 @@ log = logging.getLogger("officepass.link")
 ANSWER_SECONDS = 5.0  # no answer by then: the page shows the unlock-trouble screen (contract §8)
 
 
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    # A press waits for its answer: send at once, not after Nagle's wait for the previous ack
-    # (measured: 44 ms p50 press-to-answer with it, 4.6 ms without).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 class DoorLink:
-    def __init__(self, host: str, port: int, prefix: str, instance: str | None = None) -> None:
+    """App buttons to doors and their answers back, on the instance's connection. Answers come only
+    to this instance's own reply topic, and only the door a press went to may answer it."""
+
+    def __init__(self, connection: ServiceConnection, prefix: str) -> None:
         self.topics = Topics(prefix)
-        self.instance = instance or uuid.uuid4().hex[:12]
-        # Unique to this service instance: answers to its presses come here and nowhere else.
+        self.connection = connection
+        # This instance's name, from its identity (svc/{instance}); a plain test broker: a new one.
+        self.instance = instance_of(connection.client_id) or uuid.uuid4().hex[:12]
         self.replies = self.topics.replies_filter(self.instance)
         # A press waiting for its answer: correlation data -> the door it was sent to.
         self._asked: dict[bytes, tuple[str, str]] = {}
         self._answers: dict[bytes, CommandReply] = {}
         self._cond = threading.Condition()
-        self._ready = threading.Event()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                                  client_id=f"officepass-link-{self.instance}", protocol=mqtt.MQTTv5)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *_: self._ready.set()
-        self.client.on_message = self._on_message
-        self.client.on_socket_open = _no_delay
-        self.client.connect_async(host, port)
+        connection.subscribe(self.replies, self._on_message)
 
-    def start(self, timeout: float = 10.0) -> bool:
-        self.client.loop_start()
-        return self._ready.wait(timeout)
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        client.subscribe(self.replies, qos=1)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        try:
-            self._answer(message.topic, getattr(message.properties, "CorrelationData", None),
-                         bytes(message.payload))
-        except Exception:  # a callback that raises would end paho's network thread
-            log.exception("a reply on %s could not be read", message.topic)
+    def _on_message(self, message: mqtt.MQTTMessage) -> None:
+        self.connection.ack(message)  # an answer is taken at once: a late one is no use anyway
+        self._answer(message.topic, getattr(message.properties, "CorrelationData", None),
+                     bytes(message.payload))
 
     def _answer(self, topic: str, correlation: object, payload: bytes) -> None:
         parsed = self.topics.parse(topic)
@@ -97,7 +74,7 @@ class DoorLink:
         with self._cond:
             self._asked[correlation] = (store, door)
         try:
-            self.client.publish(self.topics.cmd(store, door), command, qos=1, properties=props)
+            self.connection.publish(self.topics.cmd(store, door), command, properties=props)
             with self._cond:
                 self._cond.wait_for(lambda: correlation in self._answers, timeout)
                 return self._answers.pop(correlation, None)
@@ -109,7 +86,7 @@ class DoorLink:
     def publish_revocation(self, text: str, timeout: float = 10.0) -> None:
         """The signed list, retained: doors connecting later get it too. Raises RuntimeError when the
         broker did not acknowledge it in time."""
-        info = self.client.publish(self.topics.revoked(), text, qos=1, retain=True)
+        info = self.connection.publish(self.topics.revoked(), text, retain=True)
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise RuntimeError(f"the broker did not take the revocation list within {timeout:.0f} s")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from officepass.models import Member, Revocation, StoreRecord
@@ -67,12 +68,19 @@ def disable_member(db: Session, member_id: str) -> Revocation:
     return revocation
 
 
-def disable_and_publish(db: Session, member_id: str, publish: Callable[[int, list[str]], None]) -> Revocation:
-    """Disable a member and publish the new list with `publish(version, ids)` before the caller
-    commits: if publishing raises, the transaction rolls back and the member stays enabled."""
-    revocation = disable_member(db, member_id)
-    publish(revocation.version, list(revocation.members["ids"]))
-    return revocation
+def disable_committed(sessions: Callable[[], Session], member_id: str, attempts: int = 8) -> Revocation:
+    """Disable a member in a transaction of its own, the list's version taken inside it. Two disables
+    at once (PostgreSQL, two instances) both read the same newest version: the second to commit
+    conflicts on the version's key and is tried again, so each gets its own version. The list is
+    published after the commit (officepass.revocations)."""
+    for attempt in range(attempts):
+        try:
+            with sessions() as db, db.begin():
+                return disable_member(db, member_id)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def add_store(

@@ -14,10 +14,25 @@ smtp_host = "127.0.0.1"                          # [127.0.0.1]
 smtp_port = 25                                   # [25]
 sender = "officepass@localhost"                  # [officepass@localhost]
 
-[mqtt]
+[mqtt]                                           # the service's own identity on the broker (§4, §8)
 host = "127.0.0.1"                               # required
-port = 1883                                      # [1883]
+port = 8883                                      # [8883 with tls, 1883 without]
+tls = true                                       # [true]
+ca_file = "/var/lib/officepass/ca/ca.pem"        # optional: the broker's CA (officepass ca init)
+cert_file = ""                                   # optional: a client certificate ...
+key_file = ""                                    # ... and its key (0600)
+username = "svc/a"                               # optional: svc/{instance}; the instance names the
+password_file = "/var/lib/officepass/broker/secrets/svc_a.password"   # reply topic; optional
 topic_prefix = "officepass/v1"                   # ["officepass/v1"]
+
+[broker]                                         # optional: what `officepass broker-config` writes
+listen = "0.0.0.0:8883"                          # [0.0.0.0:8883] the TLS listener
+plain_port = 0                                   # [0 = none] a plain listener on 127.0.0.1 (tests)
+ca_dir = "/var/lib/officepass/ca"                # [that] the operator's CA (officepass ca init)
+hostnames = ["broker.example"]                   # [[]] the broker certificate's names
+instances = ["a"]                                # [["a"]] every service instance (svc/{name})
+observers = []                                   # [[]] read-only identities (observer/{name})
+home_assistant = false                           # [false] doors may publish HA discovery
 """
 
 from __future__ import annotations
@@ -29,8 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wire.acl import instance_of
+from wire.credentials import CredentialProblems, MqttCredentials, load_credentials, loose_secret
 from wire.rules import DEFAULT_PREFIX
-from wire.topics import prefix_problem
+from wire.topics import ID_RE, prefix_problem
 
 
 class SettingsError(ValueError):
@@ -46,11 +63,17 @@ SPEC: dict[str, dict[str, tuple[type, Any]]] = {
                 "keys": (str, "/var/lib/officepass/keys"),
                 "secret_file": (str, "/var/lib/officepass/session.key"),
                 "offline_alarm_seconds": (int, 300)},
-    "mqtt": {"host": (str, None), "port": (int, 1883), "topic_prefix": (str, DEFAULT_PREFIX)},
+    "mqtt": {"host": (str, None), "port": (int, 0), "topic_prefix": (str, DEFAULT_PREFIX),
+             "tls": (bool, True), "ca_file": (str, ""), "cert_file": (str, ""), "key_file": (str, ""),
+             "username": (str, ""), "password_file": (str, "")},
     "support": {"email": (str, None), "smtp_host": (str, "127.0.0.1"), "smtp_port": (int, 25),
                 "sender": (str, "officepass@localhost")},
+    "broker": {"listen": (str, "0.0.0.0:8883"), "plain_port": (int, 0),
+               "ca_dir": (str, "/var/lib/officepass/ca"),
+               "hostnames": (list, []), "instances": (list, ["a"]), "observers": (list, []),
+               "home_assistant": (bool, False)},
 }
-OPTIONAL_SECTIONS = frozenset({"support"})
+OPTIONAL_SECTIONS = frozenset({"support", "broker"})
 
 
 @dataclass(frozen=True)
@@ -64,17 +87,59 @@ class Support:
 
 
 @dataclass(frozen=True)
+class MqttSettings:
+    """The service's `[mqtt]`: where the broker is and who the service is there."""
+
+    host: str
+    port: int
+    topic_prefix: str
+    tls: bool
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    username: str | None
+    password_file: str | None
+
+    @property
+    def instance(self) -> str | None:
+        """This instance's name: from its identity (`svc/{instance}`); None without one."""
+        return instance_of(self.username) if self.username else None
+
+    def credentials(self) -> MqttCredentials:
+        """Loaded; raises SettingsError naming the key whose file does not work."""
+        try:
+            return load_credentials(tls=self.tls, ca_file=self.ca_file, cert_file=self.cert_file,
+                                    key_file=self.key_file, username=self.username,
+                                    password_file=self.password_file)
+        except CredentialProblems as exc:
+            raise SettingsError(exc.problems) from None
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """The service's `[broker]`: what `officepass broker-config` writes."""
+
+    listen_host: str
+    listen_port: int
+    plain_port: int | None
+    ca_dir: Path
+    hostnames: list[str]
+    instances: list[str]
+    observers: list[str]
+    home_assistant: bool
+
+
+@dataclass(frozen=True)
 class Settings:
     listen: str
     base_url: str
     database: str
     keys: Path
     secret_file: Path
-    mqtt_host: str
-    mqtt_port: int
-    topic_prefix: str
+    mqtt: MqttSettings
     offline_alarm_seconds: int
     support: Support | None
+    broker: BrokerSettings | None
 
     def secret(self) -> str:
         """The session cookie's signing secret: made once, kept 0600 beside the service's state."""
@@ -105,6 +170,17 @@ def load_settings(path: Path) -> Settings:
             value = table.get(key, default)
             if value is None:
                 problems.append(f"{section}.{key}: required key is missing")
+            elif kind is list:
+                if not isinstance(value, list) or not all(isinstance(v, str) and ID_RE.fullmatch(v)
+                                                          for v in value):
+                    problems.append(f"{section}.{key}: must be a list of names (1-64 of A-Za-z0-9._-)")
+                else:
+                    values[f"{section}.{key}"] = value
+            elif kind is bool:
+                if not isinstance(value, bool):
+                    problems.append(f"{section}.{key}: must be true or false")
+                else:
+                    values[f"{section}.{key}"] = value
             elif not isinstance(value, kind) or isinstance(value, bool):
                 problems.append(f"{section}.{key}: must be {'an integer' if kind is int else 'a string'}")
             else:
@@ -114,11 +190,36 @@ def load_settings(path: Path) -> Settings:
     prefix = values.get("mqtt.topic_prefix")
     if isinstance(prefix, str) and (why := prefix_problem(prefix)) is not None:
         problems.append(f"mqtt.topic_prefix: {why}")
+    username = values.get("mqtt.username")
+    if username and instance_of(username) is None:
+        problems.append(f"mqtt.username: {username!r} is not a service identity svc/{{instance}}")
+    if values.get("mqtt.password_file") and not username:
+        problems.append("mqtt.password_file: needs mqtt.username")
+    if (why := loose_secret(values.get("mqtt.password_file"))) is not None:
+        problems.append(f"mqtt.password_file: {why}")
+    if "broker" in doc:
+        listen = str(values.get("broker.listen", ""))
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            problems.append(f"broker.listen: {listen!r} is not HOST:PORT")
+        if not 0 <= int(values.get("broker.plain_port", 0)) <= 65535:
+            problems.append("broker.plain_port: must be 0 (none) or a port")
     if problems:
         raise SettingsError(problems)
     support = (Support(values["support.email"], values["support.smtp_host"], values["support.smtp_port"],
                        values["support.sender"]) if "support" in doc else None)
+    tls = values["mqtt.tls"]
+    mqtt = MqttSettings(values["mqtt.host"], values["mqtt.port"] or (8883 if tls else 1883),
+                        values["mqtt.topic_prefix"], tls, values["mqtt.ca_file"] or None,
+                        values["mqtt.cert_file"] or None, values["mqtt.key_file"] or None,
+                        values["mqtt.username"] or None, values["mqtt.password_file"] or None)
+    broker = None
+    if "broker" in doc:
+        host, _, port = values["broker.listen"].rpartition(":")
+        broker = BrokerSettings(host, int(port), values["broker.plain_port"] or None,
+                                Path(values["broker.ca_dir"]), values["broker.hostnames"],
+                                values["broker.instances"], values["broker.observers"],
+                                values["broker.home_assistant"])
     return Settings(values["service.listen"], values["service.base_url"], values["service.database"],
-                    Path(values["service.keys"]), Path(values["service.secret_file"]), values["mqtt.host"],
-                    values["mqtt.port"], values["mqtt.topic_prefix"], values["service.offline_alarm_seconds"],
-                    support)
+                    Path(values["service.keys"]), Path(values["service.secret_file"]), mqtt,
+                    values["service.offline_alarm_seconds"], support, broker)

@@ -138,14 +138,20 @@ def running_door(config: Path, socket_path: Path) -> Iterator[tuple[BoardProcess
         board.close()
 
 
-def door_trusting_service(tmp_path: Path, broker_port: int, kid: str, public_b64: str,
+def plain_mqtt(port: int) -> dict[str, Any]:
+    """A door's [mqtt] for a plain loopback broker (door-only tests and benches)."""
+    return {"host": "127.0.0.1", "port": port, "tls": False}
+
+
+def door_trusting_service(tmp_path: Path, mqtt: dict[str, Any], kid: str, public_b64: str,
                           **sections: Any) -> tuple[BoardProcess, DoorProcess]:
     """A board and a `doorctl run --sim` that trust the pass service's key and take its commands
-    (no NTP on test machines), connected to the broker. The caller stops both."""
+    (no NTP on test machines), connected to the broker with `mqtt` (its [mqtt] section: the closed
+    broker's identity for the door, or a plain test broker). The caller stops both."""
     from tests.helpers import config_doc, toml_text
 
     lock = sections.pop("lock", {"relay_pin": "GPIO17", "exit_button_pin": "GPIO22"})
-    doc = config_doc(lock=lock, mqtt={"host": "127.0.0.1", "port": broker_port, "tls": False}, **sections)
+    doc = config_doc(lock=lock, mqtt=mqtt, **sections)
     doc["credentials"] = {"keys": {kid: public_b64}, "commands_need_synced_clock": False}
     doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
     config = tmp_path / "door.toml"

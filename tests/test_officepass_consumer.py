@@ -10,11 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from hwsim.broker import Broker
+from officepass.connection import ServiceConnection
 from officepass.consumer import FleetConsumer
 from officepass.db import engine_for, migrate, sessions
 from officepass.fleet import gaps
 from officepass.models import DoorRecord, EventRecord
+from tests.closed_broker import ClosedBroker, identities_for
 from tests.helpers import config_doc, toml_text
 from tests.procs import BoardProcess, DoorProcess
 from tests.rig import wait_for
@@ -22,16 +23,18 @@ from wire.rules import DEFAULT_PREFIX
 
 
 def test_two_instances_store_every_event_once_and_see_the_door_go(tmp_path: Path) -> None:
-    broker = Broker(tmp_path)
+    closed = ClosedBroker(tmp_path, identities_for({"shinjuku-3": ["main"]}, instances=("a", "b")))
     url = f"sqlite:///{tmp_path / 'officepass.db'}"
     migrate(url)
     db = sessions(engine_for(url))
-    consumers = [FleetConsumer(db, "127.0.0.1", broker.port, DEFAULT_PREFIX, f"officepass-{i}")
-                 for i in (1, 2)]
-    for consumer in consumers:
+    connections = [ServiceConnection(a.host, a.port, a.credentials)
+                   for a in (closed.service_access("a"), closed.service_access("b"))]
+    consumers = [FleetConsumer(db, connection, DEFAULT_PREFIX) for connection in connections]
+    for consumer, connection in zip(consumers, connections, strict=True):
         consumer.start()
+        assert connection.start()
     doc = config_doc(lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "unlock_seconds": 0.2},
-                     mqtt={"host": "127.0.0.1", "port": broker.port, "tls": False})
+                     mqtt=closed.door_mqtt("shinjuku-3", "main"))
     doc["storage"] = {"path": str(tmp_path / "doorctl.db")}
     config = tmp_path / "door.toml"
     config.write_text(toml_text(doc))
@@ -65,6 +68,7 @@ def test_two_instances_store_every_event_once_and_see_the_door_go(tmp_path: Path
     finally:
         door.stop()
         board.close()
-        for consumer in consumers:
+        for consumer, connection in zip(consumers, connections, strict=True):
+            connection.stop()
             consumer.stop()
-        broker.stop()
+        closed.stop()

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from hwsim.broker import Broker
+from officepass.connection import ServiceConnection
 from officepass.db import engine_for, migrate, sessions
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
 from officepass.members import MemberProblem, add_member, add_store, check_password, disable_member
 from officepass.models import Member
+from officepass.revocations import RevocationPublisher
+from tests.closed_broker import ClosedBroker, identities_for
 from tests.procs import BoardProcess, DoorProcess, door_trusting_service
 from wire.rules import DEFAULT_PREFIX
 from wire.vocab import Act
@@ -52,15 +54,18 @@ def test_accounts_argon2_and_disable(tmp_path: Path) -> None:
 def door_and_link(tmp_path: Path) -> Iterator[tuple[KeyRing, DoorLink, BoardProcess, DoorProcess]]:
     ring = KeyRing(tmp_path / "keys")
     key = ring.new("svc1")
-    broker = Broker(tmp_path)
-    board, door = door_trusting_service(tmp_path, broker.port, key.kid, key.public_b64)
-    link = DoorLink("127.0.0.1", broker.port, DEFAULT_PREFIX)
-    assert link.start()
+    closed = ClosedBroker(tmp_path, identities_for({"shinjuku-3": ["main"]}))
+    board, door = door_trusting_service(tmp_path, closed.door_mqtt("shinjuku-3", "main"), key.kid,
+                                        key.public_b64)
+    access = closed.service_access()
+    connection = ServiceConnection(access.host, access.port, access.credentials)
+    link = DoorLink(connection, DEFAULT_PREFIX)
+    assert connection.start()
     yield ring, link, board, door
-    link.stop()
+    connection.stop()
     door.stop()
     board.close()
-    broker.stop()
+    closed.stop()
 
 
 Fixture = tuple[KeyRing, DoorLink, BoardProcess, DoorProcess]
@@ -99,8 +104,16 @@ def test_the_cli_adds_and_disables_and_the_door_hears(door_and_link: Fixture, tm
     store = subprocess.run([*run, "store", "add", "shinjuku-3", "--door", "main", "--db", db],
                            capture_output=True, text=True)
     assert store.returncode == 0, store.stderr
-    broker = f"127.0.0.1:{link.client.port}"  # the door's broker
-    off = subprocess.run([*run, "member", "disable", "m-5", "--db", db, "--keys", str(ring.directory),
-                          "--broker", broker], capture_output=True, text=True)
-    assert off.returncode == 0 and "version 1 published" in off.stdout, off.stderr
-    door.wait_line("revocation list version 1 applied: 1 members", 15)
+    off = subprocess.run([*run, "member", "disable", "m-5", "--db", db], capture_output=True, text=True)
+    assert off.returncode == 0 and "version 1 recorded" in off.stdout, off.stderr
+    # The running service's publisher sends what the command line committed (its poll, here 0.2 s).
+    from officepass.db import engine_for, sessions
+
+    publisher = RevocationPublisher(sessions(engine_for(db)),
+                                    lambda v, ids: link.publish_revocation(ring.revocation(v, ids)),
+                                    poll_seconds=0.2)
+    publisher.start()
+    try:
+        door.wait_line("revocation list version 1 applied: 1 members", 15)
+    finally:
+        publisher.stop()

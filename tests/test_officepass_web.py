@@ -17,20 +17,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from hwsim.broker import Broker
-from officepass.consumer import FleetConsumer
+from officepass.broker_config import fleet_identities
 from officepass.db import engine_for, migrate, sessions
 from officepass.keys import KeyRing
-from officepass.link import DoorLink
-from officepass.mail import SupportMail
 from officepass.members import add_member, add_store
 from officepass.models import AlarmRecord, LiveSession, ManualCheckout, Member
-from officepass.watch import OfflineWatch
-from officepass.web.app import PRESSES_PER_MINUTE, create_app
+from officepass.service import Service
+from officepass.settings import Support
+from officepass.web.app import PRESSES_PER_MINUTE
+from tests.closed_broker import ClosedBroker
 from tests.pg import postgres_cluster
 from tests.procs import BoardProcess, DoorProcess, door_trusting_service
 from tests.rig import wait_for
 from tests.smtp_sink import SmtpSink
-from wire.rules import DEFAULT_PREFIX
+from wire.topics import Topics
 
 STORE, DOOR = "shinjuku-3", "main"
 
@@ -40,9 +40,10 @@ SUPPORT = "support@pass.test"
 
 class Site:
     def __init__(self, client: TestClient, board: BoardProcess, db: object, app: object, mailbox: SmtpSink,
-                 door: DoorProcess, broker: Broker) -> None:
+                 door: DoorProcess, closed: ClosedBroker, service: Service) -> None:
         self.client, self.board, self.db, self.app = client, board, db, app
-        self.mailbox, self.door, self.broker = mailbox, door, broker
+        self.mailbox, self.door, self.closed, self.service = mailbox, door, closed, service
+        self.broker = closed.broker
 
     def as_member(self, member: str, password: str) -> None:
         self.client.cookies.clear()
@@ -101,10 +102,12 @@ def site(tmp_path: Path, database: str) -> Iterator[Site]:
 
 
 @contextmanager
-def running_site(tmp_path: Path, database: str, **door_sections: Any) -> Iterator[Site]:
-    """The service (HTTP app, fleet consumer, door link, support mail, offline watch) with a real
-    broker and a real `doorctl run --sim` trusting its key; `door_sections` add to the door's config."""
-    broker = Broker(tmp_path)
+def running_site(tmp_path: Path, database: str, extra_stores: dict[str, list[str]] | None = None,
+                 **door_sections: Any) -> Iterator[Site]:
+    """The service as `officepass serve` composes it (HTTP app, fleet consumer, door link, revocation
+    publisher, support mail, offline watch) on the closed broker `officepass broker-config` writes
+    (TLS, identities, the ACL), with a real `doorctl run --sim` trusting its key; `door_sections`
+    add to the door's config."""
     ring = KeyRing(tmp_path / "keys")
     key = ring.new("svc1")
     url = database
@@ -116,33 +119,30 @@ def running_site(tmp_path: Path, database: str, **door_sections: Any) -> Iterato
         add_member(s, "m-3", "Chika", "third horse")
         add_member(s, "op", "Operator", "operator pass", role="operator")
         add_store(s, STORE, "Shinjuku 3", [DOOR, "back"], areas="1F lounge", rules="Quiet after 20:00")
+        for store, doors in (extra_stores or {}).items():
+            add_store(s, store, store, doors)
+    with db() as s:
+        identities = fleet_identities(s, Topics(), ["a"], ["watcher"])
+    closed = ClosedBroker(tmp_path, identities)
     board, door = door_trusting_service(
-        tmp_path, broker.port, key.kid, key.public_b64, door={"store": STORE, "name": DOOR, "seats": 2},
+        tmp_path, closed.door_mqtt(STORE, DOOR), key.kid, key.public_b64,
+        door={"store": STORE, "name": DOOR, "seats": 2},
         lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "lock_sensor_pin": "GPIO24",
               "unlock_seconds": 1}, **door_sections)
     mailbox = SmtpSink()
-    mail = SupportMail(db, "127.0.0.1", mailbox.port, "officepass@pass.test", SUPPORT, "http://pass.test")
-    mail.start()
-    consumer = FleetConsumer(db, "127.0.0.1", broker.port, DEFAULT_PREFIX, "officepass-web-test",
-                             on_alarm=mail.nudge)
-    consumer.start()
-    watch = OfflineWatch(db, 2, mail.nudge)
-    watch.start()
-    link = DoorLink("127.0.0.1", broker.port, DEFAULT_PREFIX)
-    assert link.start()
-    app = create_app(db, ring, link, "test-secret-" + "x" * 32, secure_cookie=False)
+    service = Service(db, ring, closed.service_access(), "test-secret-" + "x" * 32, base_url="http://pass.test",
+                      support=Support(SUPPORT, "127.0.0.1", mailbox.port, "officepass@pass.test"),
+                      offline_alarm_seconds=2)
+    assert service.start()
     try:
-        with TestClient(app) as client:
-            yield Site(client, board, db, app, mailbox, door, broker)
+        with TestClient(service.app) as client:
+            yield Site(client, board, db, service.app, mailbox, door, closed, service)
     finally:
-        link.stop()
-        watch.stop()
-        consumer.stop()
-        mail.stop()
+        service.stop()
         mailbox.stop()
         door.stop()
         board.close()
-        broker.stop()
+        closed.stop()
 
 
 def test_the_guide_end_to_end(site: Site) -> None:
@@ -222,21 +222,40 @@ def test_serve_refuses_a_broken_settings_file_naming_the_key(tmp_path: Path) -> 
         assert problem in res.stderr
 
 
-def test_serve_answers_on_its_port(tmp_path: Path) -> None:
+def test_an_operator_sets_up_a_closed_broker_and_the_service_with_the_cli(tmp_path: Path) -> None:
+    """The README's setup, command by command: the CA, a store, the broker's configuration, mosquitto
+    on it, `officepass serve` with its own identity; an anonymous client is refused."""
     import subprocess
     import sys
     import urllib.request
 
     from hwsim.broker import free_port
 
-    broker = Broker(tmp_path)
-    port = free_port()
+    port, broker_port = free_port(), free_port()
     settings = tmp_path / "officepass.toml"
-    settings.write_text(f'[service]\nlisten = "127.0.0.1:{port}"\nbase_url = "http://127.0.0.1:{port}"\n'
-                        f'database = "sqlite:///{tmp_path / "s.db"}"\nkeys = "{tmp_path / "keys"}"\n'
-                        f'secret_file = "{tmp_path / "secret"}"\n'
-                        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n')
-    server = subprocess.Popen([sys.executable, "-m", "officepass.cli", "serve", "--config", str(settings)],
+    secrets = tmp_path / "broker" / "secrets"
+    settings.write_text(
+        f'[service]\nlisten = "127.0.0.1:{port}"\nbase_url = "http://127.0.0.1:{port}"\n'
+        f'database = "sqlite:///{tmp_path / "s.db"}"\nkeys = "{tmp_path / "keys"}"\n'
+        f'secret_file = "{tmp_path / "secret"}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nca_file = "{tmp_path / "ca" / "ca.pem"}"\n'
+        f'username = "svc/a"\npassword_file = "{secrets / "svc_a.password"}"\n'
+        f'[broker]\nlisten = "127.0.0.1:{broker_port}"\nca_dir = "{tmp_path / "ca"}"\ninstances = ["a"]\n')
+    run = [sys.executable, "-m", "officepass.cli"]
+
+    def officepass(*args: str) -> str:
+        done = subprocess.run([*run, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)
+        return done.stdout
+
+    officepass("ca", "init", "--config", str(settings))
+    officepass("store", "add", STORE, "--door", DOOR, "--db", f"sqlite:///{tmp_path / 's.db'}")
+    out = officepass("broker-config", "--config", str(settings), "--out", str(tmp_path / "broker"))
+    assert f"door/{STORE}/{DOOR}" in out and "1 doors" in out
+    for secret in (tmp_path / "ca" / "ca.key", tmp_path / "broker" / "passwords", secrets / "svc_a.password"):
+        assert secret.stat().st_mode & 0o777 == 0o600, secret
+    broker = Broker(tmp_path, port=broker_port, conf=tmp_path / "broker" / "mosquitto.conf")
+    server = subprocess.Popen([*run, "serve", "--config", str(settings)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def login_page() -> bool:
@@ -248,6 +267,8 @@ def test_serve_answers_on_its_port(tmp_path: Path) -> None:
 
         assert wait_for(login_page, 30, step=0.2)
         assert oct((tmp_path / "secret").stat().st_mode & 0o777) == "0o600"
+        assert wait_for(lambda: "as svc/a" in broker.log.read_text(), 15), "on the broker as svc/a"
+        assert "not authorised" not in broker.log.read_text()
     finally:
         server.terminate()
         server.wait(10)

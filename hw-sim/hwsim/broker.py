@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -29,8 +30,18 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, tmp: Path, port: int | None = None, extra_conf: str = "") -> None:
+    """A plain loopback broker (door-only tests and benches), or, given `conf`, the broker that
+    configuration describes (the closed one `officepass broker-config` writes), answering on `port`."""
+
+    def __init__(self, tmp: Path, port: int | None = None, extra_conf: str = "",
+                 conf: Path | None = None) -> None:
         self.port = port or free_port()
+        self.log = tmp / f"mosquitto-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        if conf is not None:
+            self.conf = conf
+            self.start()
+            return
         self.conf = tmp / f"mosquitto-{self.port}.conf"
         store = tmp / f"mosquitto-{self.port}-data"
         store.mkdir(exist_ok=True)
@@ -42,8 +53,6 @@ class Broker:
             # As root, mosquitto would switch to its own user and lose access to our temp files.
             f"{'user root' if os.geteuid() == 0 else ''}\n{extra_conf}"
         )
-        self.log = tmp / f"mosquitto-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
     def start(self) -> None:
@@ -68,7 +77,9 @@ class Broker:
 class Recorder:
     """Subscribes to everything and keeps what arrives."""
 
-    def __init__(self, port: int, topic: str = "#", client_id: str = "test-recorder") -> None:
+    def __init__(self, port: int, topic: str = "#", client_id: str = "test-recorder",
+                 tls: ssl.SSLContext | None = None, username: str | None = None,
+                 password: str | None = None) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.arrived: list[float] = []  # time.time() of each message, for latency figures
         self.cond = threading.Condition()
@@ -76,6 +87,10 @@ class Recorder:
                                   protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
+        if tls is not None:
+            self.client.tls_set_context(tls)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         # A persistent session: what is published while this client is away waits at the broker.
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 600

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import ssl
 import subprocess
 import sys
 import threading
@@ -60,22 +61,34 @@ class Demo:
     def __init__(self) -> None:
         shutil.rmtree(STATE, ignore_errors=True)
         STATE.mkdir()
-        self.broker = Broker(STATE)
         text = (ROOT / "config" / "demo.toml").read_text()
         doc = tomllib.loads(text)
         self.store, self.door_name = doc["door"]["store"], doc["door"]["name"]
-        # The demo's own broker port, and the journal under .demo/.
-        text = text.replace("port = 18830", f"port = {self.broker.port}")
-        text = text.replace('path = "../.demo/doorctl.db"', f'path = "{STATE / "doorctl.db"}"')
         # The service's address, chosen now: the door's screen shows its URL (contract §8, §9).
         self.service_port = free_port()
         self.service_url = f"http://127.0.0.1:{self.service_port}"
+        # The broker as a deployment runs it (contract §4): the service writes its closed
+        # configuration (its CA, TLS, an identity for every door, instance and observer, the ACL).
+        self.broker_port = free_port()
+        self.settings = self._service_settings()
+        self.broker = Broker(STATE, port=self.broker_port, conf=STATE / "broker" / "mosquitto.conf")
+        # The door's identity and the CA, and the journal under .demo/.
+        secrets = STATE / "broker" / "secrets"
+        text = text.replace("port = 18830\ntls = false",
+                            f'port = {self.broker_port}\ntls = true\nca_file = "{STATE / "ca" / "ca.pem"}"\n'
+                            f'username = "door/{self.store}/{self.door_name}"\n'
+                            f'password_file = "{secrets / f"door_{self.store}_{self.door_name}.password"}"')
+        text = text.replace('path = "../.demo/doorctl.db"', f'path = "{STATE / "doorctl.db"}"')
         text = text.replace('url = "http://127.0.0.1:8080/', f'url = "{self.service_url}/')
         self.config = STATE / "door.toml"
         self.config.write_text(text)
         self.topics = DoorTopics(doc.get("mqtt", {}).get("topic_prefix", DEFAULT_PREFIX), self.store,
                                  self.door_name)
-        self.cloud = Recorder(self.broker.port, client_id="demo-cloud")
+        # The demo's view of the broker: a read-only observer's identity.
+        self.cloud = Recorder(self.broker_port, client_id="observer/demo",
+                              tls=ssl.create_default_context(cafile=str(STATE / "ca" / "ca.pem")),
+                              username="observer/demo",
+                              password=(secrets / "observer_demo.password").read_text().strip())
         self.log = (STATE / "door.log").open("w")
         self.door = subprocess.Popen(
             [sys.executable, "-m", "controller.cli", "run", "--sim", "--config", str(self.config)],
@@ -94,8 +107,9 @@ class Demo:
         subprocess.run([sys.executable, "-m", "officepass.cli", *args], cwd=ROOT, input=stdin, text=True,
                        check=True, capture_output=True)
 
-    def _start_service(self) -> subprocess.Popen[bytes]:
-        """`officepass serve` on the demo broker, signing with the TEST-ONLY key the door trusts."""
+    def _service_settings(self) -> Path:
+        """The service's settings, its database (store, members) and the closed broker's
+        configuration, made with the operator's own commands (README: the setup)."""
         keys = STATE / "keys"
         keys.mkdir(mode=0o700)
         fd = os.open(keys / "k1.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -105,10 +119,15 @@ class Demo:
         (keys / "active").write_text("k1\n")
         database = f"sqlite:///{STATE / 'officepass.db'}"
         settings = STATE / "officepass.toml"
+        ca, broker = STATE / "ca", STATE / "broker"
         settings.write_text(
             f'[service]\nlisten = "127.0.0.1:{self.service_port}"\nbase_url = "{self.service_url}"\n'
             f'database = "{database}"\nkeys = "{keys}"\nsecret_file = "{STATE / "session.key"}"\n'
-            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker.port}\n')
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker_port}\nca_file = "{ca / "ca.pem"}"\n'
+            f'username = "svc/demo"\npassword_file = "{broker / "secrets" / "svc_demo.password"}"\n'
+            f'[broker]\nlisten = "127.0.0.1:{self.broker_port}"\nca_dir = "{ca}"\ninstances = ["demo"]\n'
+            'observers = ["demo"]\n')
+        self._officepass("ca", "init", "--config", str(settings))
         self._officepass("db", "upgrade", "--db", database)
         self._officepass("store", "add", self.store, "--name", "Demo store", "--door", self.door_name,
                          "--areas", "1F lounge, meeting booth", "--rules", "Quiet after 20:00",
@@ -118,8 +137,13 @@ class Demo:
                              stdin=password + "\n")
         self._officepass("member", "add", OPERATOR[0], "--role", "operator", "--password-stdin",
                          "--db", database, stdin=OPERATOR[1] + "\n")
+        self._officepass("broker-config", "--config", str(settings), "--out", str(broker))
+        return settings
+
+    def _start_service(self) -> subprocess.Popen[bytes]:
+        """`officepass serve` on the demo broker, signing with the TEST-ONLY key the door trusts."""
         log = (STATE / "officepass.log").open("w")
-        argv = [sys.executable, "-m", "officepass.cli", "serve", "--config", str(settings)]
+        argv = [sys.executable, "-m", "officepass.cli", "serve", "--config", str(self.settings)]
         service = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         if not self.wait_for(self._service_answers, 30):
             raise SystemExit(f"the pass service did not start; see {STATE / 'officepass.log'}")
@@ -228,7 +252,8 @@ class Demo:
                 if (member := self.topics.session_member(topic)) is not None:
                     sessions[member] = json.loads(payload) if payload else None
         lines = [
-            f"doorctl demo: store {self.store}, door {self.door_name}  (broker 127.0.0.1:{self.broker.port})",
+            f"doorctl demo: store {self.store}, door {self.door_name}  "
+            f"(closed broker 127.0.0.1:{self.broker.port}, TLS)",
             f"  member app : {self.service_url}/s/{self.store}/{self.door_name}   (log in as demo / "
             f"{MEMBERS['demo']})",
             f"  console    : {self.service_url}/console   ({OPERATOR[0]} / {OPERATOR[1]})",

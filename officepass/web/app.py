@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
+from officepass.revocations import RevocationPublisher
 from officepass.web import auth, console, doors, language, live, operate, stores
 from officepass.web.guard import AttemptLimit, LoginRequired
 
@@ -21,9 +22,10 @@ PRESSES_PER_MINUTE = 20
 
 
 def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, secret: str, *,
-               secure_cookie: bool) -> FastAPI:
+               secure_cookie: bool, revocations: RevocationPublisher) -> FastAPI:
     app = FastAPI(title="officepass", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions, app.state.keys, app.state.link = sessions, keys, link
+    app.state.revocations = revocations
     app.state.login_limit = AttemptLimit(attempts=5, window=60.0)  # failed logins per client address
     # Presses per member: a stuck finger or a script cannot flood a door with commands.
     app.state.press_limit = AttemptLimit(attempts=PRESSES_PER_MINUTE, window=60.0)

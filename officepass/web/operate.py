@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from officepass.alarms import acknowledge
-from officepass.members import MemberProblem, add_member, disable_and_publish
+from officepass.members import MemberProblem, add_member, disable_committed
 from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, StoreRecord
 from officepass.web.guard import DB, Operator, check_csrf
 from officepass.web.words import ServiceReason
@@ -86,15 +86,12 @@ def new_member(member: Annotated[str, Form()], name: Annotated[str, Form()], pas
 
 
 @router.post("/members/{member_id}/disable")
-def disable(request: Request, member_id: str, user: Operator, session: DB) -> RedirectResponse:
-    keys, link = request.app.state.keys, request.app.state.link
+def disable(request: Request, member_id: str, user: Operator) -> RedirectResponse:
     try:
-        # Published before the commit; the session is rolled back if the broker refuses it.
-        disable_and_publish(session, member_id,
-                            lambda version, ids: link.publish_revocation(keys.revocation(version, ids)))
-        session.commit()
+        # Committed with its list's version; the publisher sends it after the commit (and again
+        # until the broker takes it), so the disable never waits on the broker.
+        disable_committed(request.app.state.sessions, member_id)
     except MemberProblem as exc:
         raise HTTPException(404, str(exc)) from None
-    except RuntimeError as exc:  # the broker did not take the list: nothing changed
-        raise HTTPException(503, f"{exc}; the member stays enabled") from None
+    request.app.state.revocations.nudge()
     return _back("#members")

@@ -1,0 +1,74 @@
+"""One service instance, composed: its broker connection (one identity), the fleet consumer, the door
+link, the revocation publisher, support mail, the offline watch and the web app. `officepass serve`
+runs exactly this, and so do the tests and benches: there is one way the parts are put together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from officepass.connection import ServiceConnection
+from officepass.consumer import FleetConsumer
+from officepass.keys import KeyRing
+from officepass.link import DoorLink
+from officepass.mail import SupportMail
+from officepass.revocations import POLL_SECONDS, REPUBLISH_SECONDS, RevocationPublisher
+from officepass.settings import Support
+from officepass.watch import OfflineWatch
+from officepass.web.app import create_app
+from wire.credentials import MqttCredentials
+from wire.rules import DEFAULT_PREFIX
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """Where the broker is and who this instance is there."""
+
+    host: str
+    port: int
+    credentials: MqttCredentials = field(default_factory=lambda: MqttCredentials(None, None, None))
+    prefix: str = DEFAULT_PREFIX
+    client_id: str | None = None  # only without an identity (a plain test broker)
+
+
+class Service:
+    def __init__(self, db: sessionmaker[Session], keys: KeyRing, broker: BrokerAccess, secret: str, *,
+                 base_url: str, support: Support | None = None, offline_alarm_seconds: float = 300,
+                 secure_cookie: bool = False, republish_seconds: float = REPUBLISH_SECONDS,
+                 poll_seconds: float = POLL_SECONDS) -> None:
+        self.db = db
+        self.keys = keys
+        self.connection = ServiceConnection(broker.host, broker.port, broker.credentials, broker.client_id)
+        self.mail = (SupportMail(db, support.smtp_host, support.smtp_port, support.sender, support.email,
+                                 base_url) if support is not None else None)
+        on_alarm = self.mail.nudge if self.mail is not None else (lambda: None)
+        self.consumer = FleetConsumer(db, self.connection, broker.prefix, on_alarm=on_alarm)
+        self.link = DoorLink(self.connection, broker.prefix)
+        self.revocations = RevocationPublisher(
+            db, lambda version, ids: self.link.publish_revocation(keys.revocation(version, ids)),
+            republish_seconds, poll_seconds)
+        self.watch = OfflineWatch(db, offline_alarm_seconds, on_alarm)
+        self.app: FastAPI = create_app(db, keys, self.link, secret, secure_cookie=secure_cookie,
+                                       revocations=self.revocations)
+
+    def start(self, timeout: float = 10.0) -> bool:
+        """Everything running; True once the broker took the subscriptions within `timeout` (the
+        connection keeps trying either way)."""
+        if self.mail is not None:
+            self.mail.start()
+        self.consumer.start()
+        self.watch.start()
+        subscribed = self.connection.start(timeout)
+        self.revocations.start()
+        return subscribed
+
+    def stop(self) -> None:
+        self.revocations.stop()
+        self.connection.stop()
+        self.watch.stop()
+        self.consumer.stop()
+        if self.mail is not None:
+            self.mail.stop()
