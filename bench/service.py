@@ -161,7 +161,7 @@ def press_latency(presses: int = 200) -> None:
 def weigh(get: Callable[[str], Any]) -> None:
     """Bytes and requests of the member screens with what they load (styles are inline; the scan
     page loads the vendored decoder), as stored and as sent compressed."""
-    for path in ("/login", "/", "/s/shinjuku-3/main", "/code", "/scan"):
+    for path in ("/login", "/", "/s/shinjuku-3/main", "/s/shinjuku-3/main/code", "/scan"):
         responses = [get(path)]
         body = responses[0].content
         for asset in re.findall(rb'<(?:script|link|img)[^>]+(?:src|href)="(/[^"]+)"', body):

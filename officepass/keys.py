@@ -24,7 +24,7 @@ from wire.vocab import Act
 
 KID_RE = re.compile(r"[A-Za-z0-9._-]{1,16}")
 CODE_TTL_SECONDS = 60  # the member's code at the door camera (contract §8)
-COMMAND_TTL_SECONDS = 60  # an app button's command (contract §4, §8)
+COMMAND_TTL_SECONDS = 15  # an app button's command: dead soon after the trouble screen (contract §8)
 ACTIVE = "active"
 
 

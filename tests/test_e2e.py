@@ -237,3 +237,18 @@ def test_broker_outage_loses_nothing(store: Store) -> None:
     # Retained state is sent again after the outage: a seats message from after it, not the one before.
     assert store.cloud.wait(lambda: len(store.cloud.on(SEATS)) > seats_before, 30)
     assert store.seats()["occupied"] == 1
+
+
+def test_a_door_answers_only_on_a_reply_topic_for_itself(store: Store) -> None:
+    """A command whose response topic points elsewhere (the door's own status, another door's reply
+    topic) is answered on cmd/result, never there (contract §4)."""
+    before = len(store.cloud.on(RESULT))
+    statuses = len(store.cloud.on(STATUS))
+    for elsewhere in (STATUS, TOPICS.all.reply("x", STORE, "back"), "app/replies/anything"):
+        text = code("m-6", iat=int(time.time()), ttl=30, act="unlock")
+        store.cloud.publish(CMD, text, response_topic=elsewhere, correlation=b"c")
+    assert store.cloud.wait(lambda: len(store.cloud.on(RESULT)) >= before + 3)
+    assert [r["reason"] for r in store.cloud.json_on(RESULT)[before:]] == ["not_checked_in"] * 3
+    assert not store.cloud.on("app/replies/anything")
+    assert not store.cloud.on(TOPICS.all.reply("x", STORE, "back"))
+    assert all("cti" not in json.loads(p) for p in store.cloud.on(STATUS)[statuses:]), "no answer as a status"

@@ -36,6 +36,8 @@ STORE, DOOR = "shinjuku-3", "main"
 
 
 SUPPORT = "support@pass.test"
+# The door's scanner outside: what a member's phone code is shown to, in the tests that do.
+ENTRY_SCANNER = {"name": "front", "type": "serial", "side": "entry", "port": "/dev/ttyACM0"}
 
 
 class Site:
@@ -103,7 +105,7 @@ def site(tmp_path: Path, database: str) -> Iterator[Site]:
 
 @contextmanager
 def running_site(tmp_path: Path, database: str, extra_stores: dict[str, list[str]] | None = None,
-                 **door_sections: Any) -> Iterator[Site]:
+                 republish_seconds: float = 600.0, **door_sections: Any) -> Iterator[Site]:
     """The service as `officepass serve` composes it (HTTP app, fleet consumer, door link, revocation
     publisher, support mail, offline watch) on the closed broker `officepass broker-config` writes
     (TLS, identities, the ACL), with a real `doorctl run --sim` trusting its key; `door_sections`
@@ -122,17 +124,17 @@ def running_site(tmp_path: Path, database: str, extra_stores: dict[str, list[str
         for store, doors in (extra_stores or {}).items():
             add_store(s, store, store, doors)
     with db() as s:
-        identities = fleet_identities(s, Topics(), ["a"], ["watcher"])
+        identities = fleet_identities(s, Topics(), ["a", "b"], ["watcher"])
     closed = ClosedBroker(tmp_path, identities)
     board, door = door_trusting_service(
         tmp_path, closed.door_mqtt(STORE, DOOR), key.kid, key.public_b64,
         door={"store": STORE, "name": DOOR, "seats": 2},
         lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "lock_sensor_pin": "GPIO24",
-              "unlock_seconds": 1}, **door_sections)
+              "unlock_seconds": 1}, **{"reader": [ENTRY_SCANNER], **door_sections})
     mailbox = SmtpSink()
     service = Service(db, ring, closed.service_access(), "test-secret-" + "x" * 32, base_url="http://pass.test",
                       support=Support(SUPPORT, "127.0.0.1", mailbox.port, "officepass@pass.test"),
-                      offline_alarm_seconds=2)
+                      offline_alarm_seconds=2, republish_seconds=republish_seconds)
     assert service.start()
     try:
         with TestClient(service.app) as client:
@@ -388,3 +390,36 @@ def test_the_language_switch_puts_english_first(site: Site) -> None:
     assert bad.status_code == 400
     site.post("/logout", {}, page="/")
     assert '<html lang="en"' in site.client.get("/login").text, "the choice outlives the login"
+
+
+@SQLITE_ONLY
+def test_the_members_code_is_for_the_store_it_was_shown_from_and_opens_its_door(site: Site) -> None:
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from drivers.decode import DecodePipeline
+    from wire.codes import parse_code
+
+    site.as_member("m-1", "correct horse")
+    assert site.client.get("/code", follow_redirects=False).headers["location"] == "/", "pick a store first"
+    page = site.client.get(f"/s/{STORE}/{DOOR}/code")
+    assert page.status_code == 200
+    found = re.search(r'src="data:image/png;base64,([^"]+)"', page.text)
+    assert found, "the code is a picture on the page"
+    picture = cv2.imdecode(np.frombuffer(base64.b64decode(found.group(1)), np.uint8), cv2.IMREAD_GRAYSCALE)
+    (text,) = DecodePipeline().decode(picture)  # the door's own decoder reads what the phone shows
+    code = parse_code(text)
+    assert code.stores == (STORE,) and code.member == "m-1" and code.exp - code.iat == 60
+    assert site.board.request(op="show", reader="front", text=text)["ok"]
+    assert wait_for(site.board.relay, 10), "the door camera let the member in with it"
+
+
+@SQLITE_ONLY
+def test_the_code_page_is_limited_per_member(site: Site) -> None:
+    from officepass.web.app import CODES_PER_MINUTE
+
+    site.as_member("m-2", "second horse")
+    answers = [site.client.get(f"/s/{STORE}/{DOOR}/code").status_code for _ in range(CODES_PER_MINUTE + 1)]
+    assert answers == [200] * CODES_PER_MINUTE + [429]

@@ -83,4 +83,4 @@ def observer_identity(topics: Topics, name: str) -> Identity:
     """Read only: the fleet's status, seats, sessions and events; never a command."""
     return Identity(observer_username(name), publish=(),
                     subscribe=(topics.status("+", "+"), topics.seats("+"), topics.sessions_filter("+"),
-                               topics.events("+", "+"), "homeassistant/#"))
+                               topics.events("+", "+"), topics.revoked(), "homeassistant/#"))

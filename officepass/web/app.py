@@ -19,6 +19,7 @@ from officepass.web import auth, console, doors, language, live, operate, stores
 from officepass.web.guard import AttemptLimit, LoginRequired
 
 PRESSES_PER_MINUTE = 20
+CODES_PER_MINUTE = 20  # the page refreshes every 45 s: 20 a minute is far more than a member needs
 
 
 def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, secret: str, *,
@@ -29,6 +30,8 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     app.state.login_limit = AttemptLimit(attempts=5, window=60.0)  # failed logins per client address
     # Presses per member: a stuck finger or a script cannot flood a door with commands.
     app.state.press_limit = AttemptLimit(attempts=PRESSES_PER_MINUTE, window=60.0)
+    # Codes shown per member: each page mints a signed code, so a script cannot mint them in bulk.
+    app.state.code_limit = AttemptLimit(attempts=CODES_PER_MINUTE, window=60.0)
     # A signed cookie (itsdangerous) holding the member id and the CSRF token: httponly always,
     # secure when the service runs on https, SameSite=Lax against cross-site posts.
     # Pages and the vendored decoder travel compressed (event streams are left alone by Starlette).

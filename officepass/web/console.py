@@ -4,6 +4,7 @@ tables when `/live/console` says something changed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -30,6 +31,16 @@ def overdue(session: SessionInfo | None, now: datetime) -> bool:
     return session.overdue or parse_rfc3339(session.deadline) < now
 
 
+def two_controllers(doors: Sequence[DoorRecord]) -> dict[str, list[str]]:
+    """Stores with more than one door controller online: a misconfiguration (contract §4, one
+    controller per store), shown to the operator, never merged."""
+    online: dict[str, list[str]] = {}
+    for door in doors:
+        if door.online:
+            online.setdefault(door.store, []).append(door.door)
+    return {store: names for store, names in online.items() if len(names) > 1}
+
+
 @router.get("/console", response_class=HTMLResponse)
 def console(request: Request, user: Operator, session: DB) -> Response:
     now = datetime.now().astimezone()
@@ -38,13 +49,14 @@ def console(request: Request, user: Operator, session: DB) -> Response:
     if (since := request.query_params.get("hours", "").strip()).isdigit():
         events = events.where(EventRecord.ts >= now - timedelta(hours=int(since)))
         chosen["hours"] = since
+    doors = session.execute(select(DoorRecord).order_by(DoorRecord.store, DoorRecord.door)).scalars().all()
     gaps = select(SeqGap).filter_by(**{k: v for k, v in chosen.items() if k in ("store", "door")})
     context = {
         "user": user,
         "filters": chosen,
         "alarms": needing_attention(session),
-        "doors": session.execute(select(DoorRecord).order_by(DoorRecord.store, DoorRecord.door))
-        .scalars().all(),
+        "doors": doors,
+        "controllers": two_controllers(doors),
         "seats": session.execute(select(StoreSeats).order_by(StoreSeats.store)).scalars().all(),
         "sessions": [(s, s.value, overdue(s.value, now)) for s in session.execute(
             select(LiveSession).order_by(LiveSession.store, LiveSession.member)).scalars()],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from typing import Annotated
 
 import segno
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from officepass.models import LiveSession, StoreRecord, StoreSeats
@@ -111,13 +112,28 @@ def press(request: Request, store: str, door: str, act: Annotated[str, Form()], 
                                            "rescan": reason is Deny.NOT_PRESENT}, 409)
 
 
-@router.get("/code", response_class=HTMLResponse)
-def my_code(request: Request, user: CurrentMember) -> Response:
-    """The member's one-time code for the door camera: a new one before the old one expires."""
-    text = request.app.state.keys.member_code(user.id)
-    svg = io.BytesIO()
-    segno.make_qr(text, error="m").save(svg, kind="svg", scale=6, border=4)
-    return render(request, "code.html", {"user": user, "svg": svg.getvalue().decode(), "refresh": 45})
+@router.get("/code")
+def choose_a_store(user: CurrentMember) -> RedirectResponse:
+    """A code is for one store (contract §8 `st`): it is shown from that store's door page."""
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/s/{store}/{door}/code", response_class=HTMLResponse)
+def my_code(request: Request, store: str, door: str, user: CurrentMember, session: DB) -> Response:
+    """The member's one-time code for this store's door camera (valid only here, `st`), a new one
+    before the old one expires; limited per member like presses."""
+    record = _store(session, store, door)
+    limit: AttemptLimit = request.app.state.code_limit
+    if limit.blocked(user.id):
+        context = {"user": user, "store": record, "door": door, "ok": False,
+                   "shown": ServiceReason.TOO_MANY_PRESSES}
+        return render(request, "result.html", {**context, "message": TOO_MANY_PRESSES}, 429)
+    limit.count(user.id)
+    text = request.app.state.keys.member_code(user.id, stores=[store])
+    png = io.BytesIO()
+    segno.make_qr(text, error="m").save(png, kind="png", scale=6, border=4)
+    return render(request, "code.html", {"user": user, "store": record, "door": door, "refresh": 45,
+                                         "png": base64.b64encode(png.getvalue()).decode()})
 
 
 @router.get("/s/{store}/{door}/trouble", response_class=HTMLResponse)
