@@ -19,6 +19,7 @@ from controller.config import Config, ConfigError, load_config, load_mqtt_creden
 from controller.journal import check_journal_file
 from controller.presence import SECRET_FILE
 from drivers.display import SYSFS_GRAPHICS, DisplayError, read_geometry
+from wire.credentials import loose_secret
 
 if TYPE_CHECKING:
     from drivers.picamera import PicameraSource
@@ -207,6 +208,16 @@ def check_journal(config: Config) -> Finding:
     return Finding("ok", f"journal {path}: {'intact' if path.exists() else 'not made yet'}")
 
 
+def check_secret_modes(config: Config) -> list[Finding]:
+    """The files only the door may read: its journal, its broker key and password."""
+    files: list[tuple[str, str | None]] = [("storage.path", config.storage.path)]
+    if config.mqtt is not None:
+        files += [("mqtt.key_file", config.mqtt.key_file), ("mqtt.password_file", config.mqtt.password_file)]
+    found = [Finding("fail", f"{key}: {why}", f"chmod 600 {path} (owner doorctl)")
+             for key, path in files if (why := loose_secret(path)) is not None]
+    return found or [Finding("ok", "the journal and the broker secrets are readable by the door only")]
+
+
 def check_power() -> Finding:
     vcgencmd = shutil.which("vcgencmd")
     if vcgencmd is None:
@@ -288,7 +299,7 @@ def run_doctor(path: str, out: Callable[[str], None] = print) -> int:
     if config is not None:
         findings += [check_keys(config), *check_clock(config), check_broker(config), *check_readers(config),
                      *check_display(config), check_gpio(), check_disk(config), check_journal(config),
-                     check_power(), *check_daemon(config)]
+                     *check_secret_modes(config), check_power(), *check_daemon(config)]
     for f in findings:
         out(f"{f.level:<5} {f.what}" + (f"\n      fix: {f.fix}" if f.fix and f.level != "ok" else ""))
     return 1 if any(f.level == "fail" for f in findings) else 0

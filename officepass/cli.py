@@ -97,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(Path(args.config))
         credentials = settings.mqtt.credentials()
+        secret = settings.secret()
     except SettingsError as exc:
         print(f"officepass serve: {args.config} has problems:", file=sys.stderr)
         for problem in exc.problems:
@@ -107,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # address, so a restarted service resumes its broker session. With one, the id is the identity.
     access = BrokerAccess(mqtt.host, mqtt.port, credentials, mqtt.topic_prefix,
                           client_id=f"officepass-{socket.gethostname()}-{settings.listen}")
-    service = Service(_db(settings.database), KeyRing(settings.keys), access, settings.secret(),
+    service = Service(_db(settings.database), KeyRing(settings.keys), access, secret,
                       base_url=settings.base_url, support=settings.support,
                       offline_alarm_seconds=settings.offline_alarm_seconds,
                       secure_cookie=settings.base_url.startswith("https://"))

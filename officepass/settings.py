@@ -148,6 +148,8 @@ class Settings:
             fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
+        if (why := loose_secret(str(self.secret_file))) is not None:
+            raise SettingsError([f"service.secret_file: {why}"])
         return self.secret_file.read_text().strip()
 
 

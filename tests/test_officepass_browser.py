@@ -103,6 +103,7 @@ def test_the_member_guide_in_a_browser(served: tuple[Site, str], tmp_path: Path)
         assert wait_for(door_site.board.relay, 5), "the simulated door unlocked"
         shot(aiko, "03-checked-in")
         symbol(ben, "△")  # Ben's board changes by itself (server-sent events): no reload
+        assert "残りわずか" in ben.inner_text(f"td[data-words={STORE}]"), "the words follow the symbol"
         shot(ben, "04-vacancy-after")
         aiko.goto(f"{base}/s/{STORE}/{DOOR}")
         aiko.wait_for_selector("[data-deadline] [data-left]")
@@ -114,6 +115,7 @@ def test_the_member_guide_in_a_browser(served: tuple[Site, str], tmp_path: Path)
         ben.click("button[data-act=check_in]")
         assert "入店しました" in ben.inner_text("[role=status]")
         symbol(chika, "×")
+        assert "満席" in chika.inner_text(f"td[data-words={STORE}]")
         shot(chika, "05-third-member-sees-full")
         chika.goto(f"{base}/s/{STORE}/{DOOR}")
         chika.click("button[data-act=check_in]")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.gzip import GZipMiddleware
@@ -18,6 +19,19 @@ from officepass.revocations import RevocationPublisher
 from officepass.web import auth, console, doors, language, live, operate, stores
 from officepass.web.guard import AttemptLimit, LoginRequired
 
+# The pages' own scripts only (no inline script, nothing from elsewhere); the code page's QR is a
+# data: image; never framed (clickjacking a door's buttons); no guessing of content types.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "; ".join([
+        "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
+        "connect-src 'self'", "media-src 'self'", "object-src 'none'", "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'"]),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+}
 PRESSES_PER_MINUTE = 20
 CODES_PER_MINUTE = 20  # the page refreshes every 45 s: 20 a minute is far more than a member needs
 
@@ -38,6 +52,17 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="officepass",
                        https_only=secure_cookie, same_site="lax", max_age=12 * 3600)
+    secure_headers = dict(SECURITY_HEADERS)
+    if secure_cookie:  # served over https: browsers remember to ask for https only
+        secure_headers["Strict-Transport-Security"] = "max-age=31536000"
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for name, value in secure_headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
     # Our own scripts and the vendored QR decoder: served from the package, nothing from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     for module in (auth, language, stores, doors, console, operate, live):

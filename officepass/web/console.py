@@ -4,10 +4,11 @@ tables when `/live/console` says something changed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
@@ -21,6 +22,8 @@ from wire.rules import parse_rfc3339
 router = APIRouter()
 EVENT_ROWS = 200  # the newest events matching the filters
 FILTERS = ("store", "door", "type", "member")
+HOURS_RE = re.compile(r"[0-9]{1,6}")  # ASCII digits only ("²" is a digit to str.isdigit)
+MAX_HOURS = 24 * 366
 
 
 def overdue(session: SessionInfo | None, now: datetime) -> bool:
@@ -46,9 +49,14 @@ def console(request: Request, user: Operator, session: DB) -> Response:
     now = datetime.now().astimezone()
     chosen = {key: value for key in FILTERS if (value := request.query_params.get(key, "").strip())}
     events = select(EventRecord).filter_by(**chosen)
-    if (since := request.query_params.get("hours", "").strip()).isdigit():
+    if since := request.query_params.get("hours", "").strip():
+        if not HOURS_RE.fullmatch(since) or not 1 <= int(since) <= MAX_HOURS:
+            raise HTTPException(422, f"hours must be a whole number of hours from 1 to {MAX_HOURS}")
         events = events.where(EventRecord.ts >= now - timedelta(hours=int(since)))
         chosen["hours"] = since
+    for key in FILTERS:  # ids and types are short text; anything else is no filter anyone meant
+        if key in chosen and len(chosen[key]) > 64:
+            raise HTTPException(422, f"{key} is at most 64 characters")
     doors = session.execute(select(DoorRecord).order_by(DoorRecord.store, DoorRecord.door)).scalars().all()
     gaps = select(SeqGap).filter_by(**{k: v for k, v in chosen.items() if k in ("store", "door")})
     context = {

@@ -40,7 +40,9 @@ def csrf_token(request: Request) -> str:
 
 def safe_next(target: str) -> str:
     """Only a path of this site: never a redirect to another one."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    # A browser reads "/\\host" as "//host": another site. Neither may lead away.
+    ours = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if ours else "/"
 
 
 def language(request: Request) -> str:

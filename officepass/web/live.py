@@ -15,7 +15,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,9 +27,11 @@ from officepass.models import (
     LiveSession,
     ManualCheckout,
     Member,
+    StoreRecord,
     StoreSeats,
 )
 from officepass.web.guard import CurrentMember, Operator
+from officepass.web.words import VACANCY
 
 router = APIRouter()
 POLL_SECONDS = 1.0  # how often a stream looks at the database for a change
@@ -61,9 +63,11 @@ def stream(request: Request, name: str, read: Callable[[Session], Any]) -> Strea
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _seats(session: Session) -> dict[str, str]:
+def _seats(session: Session) -> dict[str, dict[str, Any]]:
+    """Each store's symbol and the guide's words for it, so the list's words follow the symbol."""
     rows = session.execute(select(StoreSeats)).scalars()
-    return {row.store: seats.symbol.value for row in rows if (seats := row.value) is not None}
+    return {row.store: {"symbol": seats.symbol.value, "words": list(VACANCY[seats.symbol])}
+            for row in rows if (seats := row.value) is not None}
 
 
 def door_alarms(session: Session, store: str, door: str) -> list[str]:
@@ -96,6 +100,11 @@ async def seats_stream(request: Request, user: CurrentMember) -> StreamingRespon
 
 @router.get("/live/door/{store}/{door}")
 async def door_stream(request: Request, store: str, door: str, user: CurrentMember) -> StreamingResponse:
+    """Only a door the service knows: a member's page watches the door it pressed at."""
+    with request.app.state.sessions() as session:
+        record = session.get(StoreRecord, store)
+        if record is None or door not in record.doors.get("names", []):
+            raise HTTPException(404, "no such door")
     return stream(request, "alarms", lambda session: door_alarms(session, store, door))
 
 

@@ -1,0 +1,85 @@
+"""The pages under load and attack, as a security review on loopback found them: headers, bad query
+values, streams limited to what exists, a language switch that keeps the door, files only the service
+may read. Against the service on the closed broker with a real door."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_officepass_web import DOOR, STORE, Site, running_site
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with running_site(tmp_path, f"sqlite:///{tmp_path / 'officepass.db'}") as running:
+        yield running
+
+
+def test_every_page_carries_the_security_headers(site: Site) -> None:
+    for path in ("/login", "/static/door.js"):
+        headers = site.client.get(path).headers
+        policy = headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "unsafe-inline" not in policy.split("script-src", 1)[1].split(";", 1)[0], "no inline script"
+        assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "same-origin"
+    site.as_member("m-1", "correct horse")
+    for path in ("/", f"/s/{STORE}/{DOOR}", f"/s/{STORE}/{DOOR}/code", "/scan"):
+        page = site.client.get(path).text
+        assert not re.search(r"<script>(?!\s*</script>)", page), f"{path}: an inline script (CSP refuses it)"
+
+
+def test_bad_query_values_get_422_and_streams_only_existing_doors(site: Site) -> None:
+    site.as_member("op", "operator pass")
+    for hours in ("²", "99999999999", "-1", "0", "1e3"):
+        response = site.client.get(f"/console?hours={hours}")
+        assert response.status_code == 422, (hours, response.status_code)
+        assert "hours must be a whole number" in response.text
+    assert site.client.get("/console?hours=24").status_code == 200
+    assert site.client.get(f"/console?member={'x' * 65}").status_code == 422
+    assert site.client.get("/live/door/no-such/door").status_code == 404
+    assert site.client.get(f"/live/door/{STORE}/nope").status_code == 404
+
+
+def test_the_language_switch_on_the_login_page_keeps_the_door(site: Site) -> None:
+    site.client.cookies.clear()
+    page = site.client.get(f"/login?next=/s/{STORE}/{DOOR}").text
+    found = re.search(r'name="next" value="([^"]+)"', page)
+    assert found and found.group(1) == f"/login?next=/s/{STORE}/{DOOR}", "the form keeps where the QR led"
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token
+    form = {"lang": "en", "next": found.group(1), "csrf": token.group(1)}
+    switched = site.client.post("/language", data=form, follow_redirects=False)
+    assert switched.status_code == 303 and switched.headers["location"] == f"/login?next=/s/{STORE}/{DOOR}"
+    for evil in ("//evil.example/", "/\\evil.example/", "https://evil.example/"):
+        away = site.client.post("/language", data={"lang": "ja", "next": evil, "csrf": token.group(1)},
+                                follow_redirects=False)
+        assert away.headers["location"] == "/", evil
+
+
+def test_the_database_and_the_session_secret_are_the_services_alone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from officepass.db import engine_for
+
+    db = tmp_path / "fresh.db"
+    engine_for(f"sqlite:///{db}").dispose()
+    assert db.stat().st_mode & 0o777 == 0o600, "made 0600: it holds password hashes"
+    db.chmod(0o644)
+    engine_for(f"sqlite:///{db}").dispose()
+    assert db.stat().st_mode & 0o777 == 0o600, "a loosened one is tightened"
+    secret = tmp_path / "session.key"
+    secret.write_text("x" * 48)
+    secret.chmod(0o644)
+    settings = tmp_path / "officepass.toml"
+    settings.write_text(f'[service]\nbase_url = "http://x"\ndatabase = "sqlite:///{db}"\n'
+                        f'secret_file = "{secret}"\nkeys = "{tmp_path / "keys"}"\n'
+                        '[mqtt]\nhost = "127.0.0.1"\ntls = false\n')
+    served = subprocess.run([sys.executable, "-m", "officepass.cli", "serve", "--config", str(settings)],
+                            capture_output=True, text=True, timeout=60)
+    assert served.returncode == 2 and "service.secret_file" in served.stderr and "chmod 600" in served.stderr
+    assert "Traceback" not in served.stderr
