@@ -18,6 +18,7 @@ from officepass.link import DoorLink
 from officepass.revocations import RevocationPublisher
 from officepass.web import auth, console, doors, language, live, operate, stores
 from officepass.web.guard import AttemptLimit, LoginRequired
+from officepass.web.live import Snapshots
 
 # The pages' own scripts only (no inline script, nothing from elsewhere); the code page's QR is a
 # data: image; never framed (clickjacking a door's buttons); no guessing of content types.
@@ -41,6 +42,7 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     app = FastAPI(title="officepass", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions, app.state.keys, app.state.link = sessions, keys, link
     app.state.revocations = revocations
+    app.state.snapshots = Snapshots(sessions)
     app.state.login_limit = AttemptLimit(attempts=5, window=60.0)  # failed logins per client address
     # Presses per member: a stuck finger or a script cannot flood a door with commands.
     app.state.press_limit = AttemptLimit(attempts=PRESSES_PER_MINUTE, window=60.0)

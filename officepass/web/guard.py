@@ -65,6 +65,19 @@ def member(request: Request, session: Annotated[Session, Depends(db)]) -> Member
     return found
 
 
+def member_briefly(request: Request) -> Member:
+    """The logged-in member, for a long-lived response (an event stream): the session used for the
+    check is closed at once, so an open page never holds one of the pool's connections."""
+    with request.app.state.sessions() as session:
+        found = member(request, session)
+        session.expunge(found)
+        return found
+
+
+def operator_briefly(user: Annotated[Member, Depends(member_briefly)]) -> Member:
+    return operator(user)
+
+
 def operator(user: Annotated[Member, Depends(member)]) -> Member:
     if user.role != "operator":
         raise HTTPException(403, "the console is for operators")
@@ -96,3 +109,5 @@ class AttemptLimit:
 DB = Annotated[Session, Depends(db)]
 CurrentMember = Annotated[Member, Depends(member)]
 Operator = Annotated[Member, Depends(operator)]
+StreamMember = Annotated[Member, Depends(member_briefly)]
+StreamOperator = Annotated[Member, Depends(operator_briefly)]

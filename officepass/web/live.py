@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ from officepass.models import (
     StoreRecord,
     StoreSeats,
 )
-from officepass.web.guard import CurrentMember, Operator
+from officepass.web.guard import StreamMember, StreamOperator
 from officepass.web.words import VACANCY
 
 router = APIRouter()
@@ -38,18 +39,44 @@ POLL_SECONDS = 1.0  # how often a stream looks at the database for a change
 KEEPALIVE_SECONDS = 15.0
 
 
-def stream(request: Request, name: str, read: Callable[[Session], Any]) -> StreamingResponse:
-    """An event stream that sends `read`'s JSON snapshot as event `name` whenever it changes."""
+class Snapshots:
+    """One read of the database per snapshot kind and POLL_SECONDS, however many pages watch it:
+    every open stream of a kind shares the newest snapshot. No stream holds a database session while
+    it waits; a read takes one from the pool for its query only."""
 
-    def snapshot() -> Any:
-        with request.app.state.sessions() as session:
+    def __init__(self, sessions: Callable[[], Session]) -> None:
+        self._sessions = sessions
+        self._taken: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+
+    async def get(self, key: tuple[Any, ...], read: Callable[[Session], Any]) -> Any:
+        taken = self._taken.get(key)
+        if taken is not None and time.monotonic() - taken[0] < POLL_SECONDS:
+            return taken[1]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            taken = self._taken.get(key)  # another stream may have read it meanwhile
+            if taken is not None and time.monotonic() - taken[0] < POLL_SECONDS:
+                return taken[1]
+            value = await asyncio.to_thread(self._read, read)
+            self._taken[key] = (time.monotonic(), value)
+            return value
+
+    def _read(self, read: Callable[[Session], Any]) -> Any:
+        with self._sessions() as session:
             return read(session)
+
+
+def stream(request: Request, name: str, key: tuple[Any, ...],
+           read: Callable[[Session], Any]) -> StreamingResponse:
+    """An event stream that sends `read`'s JSON snapshot as event `name` whenever it changes."""
+    snapshots: Snapshots = request.app.state.snapshots
 
     async def events() -> AsyncIterator[str]:
         sent: Any = None
         quiet = 0.0
         while not await request.is_disconnected():
-            now = await asyncio.to_thread(snapshot)
+            now = await snapshots.get(key, read)
             if now != sent:
                 sent, quiet = now, 0.0
                 yield f"event: {name}\ndata: {json.dumps(now, ensure_ascii=False)}\n\n"
@@ -94,20 +121,21 @@ def _console_digest(session: Session) -> str:
 
 
 @router.get("/live/seats")
-async def seats_stream(request: Request, user: CurrentMember) -> StreamingResponse:
-    return stream(request, "seats", _seats)
+async def seats_stream(request: Request, user: StreamMember) -> StreamingResponse:
+    return stream(request, "seats", ("seats",), _seats)
 
 
 @router.get("/live/door/{store}/{door}")
-async def door_stream(request: Request, store: str, door: str, user: CurrentMember) -> StreamingResponse:
+async def door_stream(request: Request, store: str, door: str, user: StreamMember) -> StreamingResponse:
     """Only a door the service knows: a member's page watches the door it pressed at."""
     with request.app.state.sessions() as session:
         record = session.get(StoreRecord, store)
         if record is None or door not in record.doors.get("names", []):
             raise HTTPException(404, "no such door")
-    return stream(request, "alarms", lambda session: door_alarms(session, store, door))
+    return stream(request, "alarms", ("alarms", store, door),
+                  lambda session: door_alarms(session, store, door))
 
 
 @router.get("/live/console")
-async def console_stream(request: Request, user: Operator) -> StreamingResponse:
-    return stream(request, "console", _console_digest)
+async def console_stream(request: Request, user: StreamOperator) -> StreamingResponse:
+    return stream(request, "console", ("console",), _console_digest)
