@@ -36,7 +36,11 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    for key in KeyRing(Path(args.keys)).public_keys():
+    keys = KeyRing(Path(args.keys)).public_keys() if Path(args.keys).is_dir() else []
+    if not keys:
+        print(f"officepass keys list: no keys in {args.keys}: officepass keys new KID", file=sys.stderr)
+        return 1
+    for key in keys:
         print(f'{key.kid} = "{key.public_b64}"{"   # active" if key.active else ""}')
     return 0
 
@@ -204,14 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("new", help="make a key pair (the new one becomes active)")
     p.add_argument("kid")
     p.add_argument("--inactive", action="store_true", help="add it without minting with it yet")
-    p.add_argument("--keys", default=str(DEFAULT_KEYS), help=f"key directory (default {DEFAULT_KEYS})")
+    p.add_argument("--keys", help=f"key directory (default: the --config file's, else {DEFAULT_KEYS})")
+    p.add_argument("--config", help="the service's TOML file (officepass serve's): its database and keys")
     p.set_defaults(func=cmd_keys_new)
     p = keys.add_parser("list", help="the public keys, as doors configure them")
-    p.add_argument("--keys", default=str(DEFAULT_KEYS))
+    p.add_argument("--keys", help="key directory (default: the --config file's)")
+    p.add_argument("--config", help="the service's TOML file (officepass serve's): its database and keys")
     p.set_defaults(func=cmd_keys_list)
     db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
     p = db.add_parser("upgrade", help="create or migrate the schema")
-    p.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL (SQLite file or PostgreSQL)")
+    p.add_argument("--db", help="a SQLite file, or an SQLAlchemy URL (default: the --config file's)")
+    p.add_argument("--config", help="the service's TOML file (officepass serve's): its database and keys")
     p.set_defaults(func=cmd_db_upgrade)
 
     p = sub.add_parser("serve", help="the member app, the console and the fleet consumer")
@@ -224,11 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--role", choices=["member", "operator"], default="member")
     p.add_argument("--password-stdin", action="store_true")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", help="a SQLite file, or an SQLAlchemy URL (default: the --config file's)")
+    p.add_argument("--config", help="the service's TOML file (officepass serve's): its database and keys")
     p.set_defaults(func=cmd_member_add)
     p = member.add_parser("disable", help="disable a member and publish the revocation list")
     p.add_argument("member")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", help="a SQLite file, or an SQLAlchemy URL (default: the --config file's)")
+    p.add_argument("--config", help="the service's TOML file (officepass serve's): its database and keys")
     p.set_defaults(func=cmd_member_disable)
 
     ca = sub.add_parser("ca", help="the operator's CA").add_subparsers(dest="ca_command", required=True)
@@ -247,14 +256,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--door", action="append", required=True, help="a door id (repeat for more)")
     p.add_argument("--areas", default="", help="the usable areas, as the member page shows them")
     p.add_argument("--rules", default="", help="the store's rules, as the member page shows them")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", help="a SQLite file, or an SQLAlchemy URL (default: the --config file's)")
+    p.add_argument("--config", help="the service's TOML file (officepass serve's): its database and keys")
     p.set_defaults(func=cmd_store_add)
     return parser
 
 
+def _resolve(args: argparse.Namespace) -> str | None:
+    """--db and --keys from the command line, else from --config's file, else the defaults. A plain
+    path is a SQLite file. The problem, when --config cannot be read."""
+    settings = None
+    if getattr(args, "config", None) and args.func not in (cmd_serve, cmd_ca_init, cmd_broker_config):
+        from officepass.settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings(Path(args.config))
+        except SettingsError as exc:
+            return "; ".join(exc.problems)
+    if hasattr(args, "db"):
+        url = args.db or (settings.database if settings else DEFAULT_DB)
+        args.db = url if "://" in url else f"sqlite:///{Path(url).resolve()}"
+    if hasattr(args, "keys"):
+        args.keys = args.keys or str(settings.keys if settings else DEFAULT_KEYS)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    command = " ".join(a for a in (args.command, *(getattr(args, k, None) for k in
+                                                   ("keys_command", "db_command", "member_command",
+                                                    "store_command", "ca_command"))) if a)
+    problem = _resolve(args)
+    if problem is not None:
+        print(f"officepass {command}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except SQLAlchemyError as exc:  # the database cannot be opened or used: say which, in one line
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        where = getattr(args, "db", "the database")
+        print(f"officepass {command}: {where}: {first}", file=sys.stderr)
+        return 1
+    except (OSError, KeyProblem) as exc:
+        print(f"officepass {command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def engine_for(url: str) -> Engine:
 def _private_file(path: Path) -> None:
     """The database holds members' password hashes: created 0600 (SQLite gives its -wal and -shm
     files the same mode), and a loosened one is tightened again, with a word in the log."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise OSError(f"{path}: the directory {path.parent} does not exist (make it, owned by the service)")
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         return
@@ -46,6 +47,7 @@ def _private_file(path: Path) -> None:
 
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (Alembic upgrade head)."""
+    engine_for(url).dispose()  # a new SQLite file is made 0600 before Alembic writes to it
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

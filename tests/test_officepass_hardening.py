@@ -132,3 +132,36 @@ def test_two_hundred_open_streams_and_the_pages_still_answer(tmp_path: Path, dat
         finally:
             for s in streams:
                 s.close()
+
+
+def test_every_command_takes_the_serve_file_and_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def officepass(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        done = subprocess.run([sys.executable, "-m", "officepass.cli", *args], capture_output=True, text=True,
+                              input=stdin, timeout=60, cwd=tmp_path, env=env)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    # The README's commands as a fresh operator types them, before anything exists.
+    missing = officepass("store", "add", STORE, "--door", DOOR, "--db", "/nonexistent/dir/op.db")
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert "/nonexistent/dir/op.db" in missing.stderr
+    plain = officepass("store", "add", STORE, "--door", DOOR, "--db", "./op.db")
+    assert plain.returncode == 0, "a plain path is a SQLite file"
+    settings = tmp_path / "officepass.toml"
+    settings.write_text(f'[service]\nbase_url = "http://x"\ndatabase = "sqlite:///{tmp_path / "op.db"}"\n'
+                        f'keys = "{tmp_path / "keys"}"\n[mqtt]\nhost = "127.0.0.1"\n')
+    added = officepass("member", "add", "m-1", "--password-stdin", "--config", str(settings),
+                       stdin="long enough\n")
+    assert added.returncode == 0, added.stderr
+    again = officepass("store", "add", STORE, "--door", DOOR, "--config", str(settings))
+    assert again.returncode == 2 and "exists already" in again.stderr, "the same database, from the file"
+    assert officepass("keys", "new", "k1", "--config", str(settings)).returncode == 0
+    assert (tmp_path / "keys" / "k1.key").stat().st_mode & 0o777 == 0o600
+    assert officepass("member", "disable", "m-1", "--config", str(settings)).returncode == 0
+    broken = officepass("member", "disable", "m-1", "--config", str(tmp_path / "nope.toml"))
+    assert broken.returncode == 2 and "nope.toml" in broken.stderr
+    assert (tmp_path / "op.db").stat().st_mode & 0o777 == 0o600
