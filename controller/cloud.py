@@ -36,10 +36,11 @@ from controller.door_port import DoorPort
 from controller.journal import JournaledEvent
 from controller.outbox import WINDOW, OutboxLedger
 from controller.reactor import Reactor
+from controller.replay import ReplayServer
 from controller.revocation import RevocationWorker
 from wire.codes import RevocationList
 from wire.credentials import MqttCredentials
-from wire.payloads import CLEARED, CommandReply, DoorOffline
+from wire.payloads import CLEARED, CommandReply, DoorOffline, ReplayRequest, ReplayResult, WireError
 from wire.topics import DoorTopics
 
 log = logging.getLogger("doorctl.cloud")
@@ -82,6 +83,8 @@ class CloudSync:
                                       lambda: self.connected)
         self.revocations = RevocationWorker(port.verify_revocation, port.max_revoked_members,
                                             self._verified_revocation)
+        self.replays = ReplayServer(port.epoch, port.events_between, self._send_replayed,
+                                    self._send_replay_result, reactor.post)
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -191,6 +194,13 @@ class CloudSync:
     def _send_event(self, event: JournaledEvent) -> int | None:
         return self._publish(self.topics.events, self.port.event(event).to_json())
 
+    def _send_replayed(self, event: JournaledEvent) -> None:
+        """An event asked for again: the same event (same id) on the events topic (contract §4)."""
+        self._send(self.topics.events, self.port.event(event).to_json())
+
+    def _send_replay_result(self, result: ReplayResult) -> None:
+        self._send(self.topics.replay_result, result.to_json())
+
     def _send_reply(self, topic: str, reply: CommandReply, correlation: Any) -> None:
         out_props = None
         if correlation is not None:
@@ -203,7 +213,7 @@ class CloudSync:
     def _connected(self) -> None:
         self.connected = True
         log.info("connected to broker %s:%d", self.mqtt.host, self.mqtt.port)
-        for topic in (self.topics.cmd, self.topics.revoked, self.topics.sessions):
+        for topic in (self.topics.cmd, self.topics.revoked, self.topics.sessions, self.topics.replay):
             self.client.subscribe(topic, qos=1)
         if self.mqtt.home_assistant:
             self.client.subscribe(self.topics.ha_status, qos=1)
@@ -252,7 +262,12 @@ class CloudSync:
     # --- incoming ------------------------------------------------------------------------
 
     def _message(self, topic: str, payload: bytes) -> None:
-        if topic == self.topics.ha_status:
+        if topic == self.topics.replay:
+            try:
+                self.replays.asked(ReplayRequest.from_json(payload))
+            except WireError as exc:
+                log.warning("ignored a replay request: %s", exc)
+        elif topic == self.topics.ha_status:
             if payload.strip().lower() == b"online":
                 self._publish_discovery()
                 self._published.clear()

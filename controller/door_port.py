@@ -79,6 +79,12 @@ class DoorPort:
             # Sent again after a restart: consumers drop duplicates by id (contract §4).
             log.error("delivered events not marked, they will be sent again: %s", exc)
 
+    def events_between(self, first: int, last: int) -> list[JournaledEvent]:
+        return self._core.journal.events_between(first, last)
+
+    def epoch(self) -> str:
+        return self._core.journal.epoch
+
     def event(self, event: JournaledEvent) -> DoorEvent:
         return event.to_wire(self.store, self.door)
 

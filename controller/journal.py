@@ -468,6 +468,15 @@ class Journal:
         ).fetchall()
         return [self._event(r, delivered=r[8] is not None) for r in rows]
 
+    def events_between(self, first: int, last: int) -> list[JournaledEvent]:
+        """The events with first <= seq <= last that the journal still holds, in seq order."""
+        rows = self._db.execute(
+            "SELECT seq, id, ts, type, member, source, reason, fields, delivered_at FROM events "
+            "WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            (first, last),
+        ).fetchall()
+        return [self._event(r, delivered=r[8] is not None) for r in rows]
+
     def recent_events(self, limit: int = 20) -> list[JournaledEvent]:
         rows = self._db.execute(
             "SELECT seq, id, ts, type, member, source, reason, fields, delivered_at FROM events "

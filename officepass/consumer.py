@@ -22,12 +22,20 @@ from sqlalchemy.orm import Session
 
 from officepass.alarms import MAILED, OFFLINE, RELAY_WATCHDOG, clear_alarm, raise_alarm, sync_status
 from officepass.connection import ServiceConnection
-from officepass.fleet import BadMessage, record_event, record_seats, record_session, record_status
+from officepass.fleet import (
+    BadMessage,
+    record_event,
+    record_lost,
+    record_seats,
+    record_session,
+    record_status,
+)
 from officepass.models import AlarmRecord
 from wire.payloads import (
     DoorEvent,
     DoorOffline,
     DoorStatus,
+    ReplayResult,
     Seats,
     SessionInfo,
     WireError,
@@ -53,7 +61,8 @@ class FleetConsumer:
         self.stored: Counter[str] = Counter()  # messages written, by kind (events, status, ...)
         # Bounded by the broker: at most RECEIVE_MAXIMUM unacknowledged messages are ever queued.
         self._queue: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
-        for topic_filter in (self.topics.all_events_shared(), *self.topics.all_retained()):
+        for topic_filter in (self.topics.all_events_shared(), *self.topics.all_retained(),
+                             self.topics.all_replay_results()):
             connection.subscribe(topic_filter, self._queue.put)
         self._worker = threading.Thread(target=self._work, name="fleet-writer", daemon=True)
 
@@ -117,6 +126,13 @@ class FleetConsumer:
                         record_seats(db, seats, now)
                     case _SessionMessage(store, member, session):
                         record_session(db, store, member, session)
+                    case ReplayResult() as result:
+                        assert parsed.store is not None and parsed.door is not None
+                        gone = record_lost(db, parsed.store, parsed.door, result, now)
+                        if gone:
+                            log.warning("door %s/%s no longer holds %d events of %s %d-%d: lost for good",
+                                        parsed.store, parsed.door, gone, result.epoch, result.first,
+                                        result.last)
         except BadMessage as exc:
             log.warning("ignored a message on %s: %s", topic, exc)
             return
@@ -151,6 +167,8 @@ def _read(topic: Topic, payload: bytes) -> object:
             if seats.store != topic.store:
                 raise BadMessage("the seats name another store than their topic")
             return seats
+        case Kind.REPLAY_RESULT:
+            return ReplayResult.from_json(payload)
         case Kind.SESSION:
             assert topic.store is not None and topic.member is not None
             return _SessionMessage(topic.store, topic.member, parse_session(payload))

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from officepass.models import DoorRecord, EventRecord, LiveSession, SeqGap, SeqRange, StoreSeats
-from wire.payloads import DoorEvent, DoorStatus, Seats, SessionInfo, StatusMessage
+from officepass.models import DoorRecord, EventRecord, LiveSession, SeqGap, SeqLost, SeqRange, StoreSeats
+from wire.payloads import DoorEvent, DoorStatus, ReplayResult, Seats, SessionInfo, StatusMessage
 from wire.rules import parse_rfc3339
 
 log = logging.getLogger("officepass.fleet")
@@ -65,16 +65,38 @@ def _fill(db: Session, key: dict[str, str], span: SeqRange, seq: int) -> None:
             db.add(SeqGap(**key, first=seq + 1, last=span.low - 1))
         span.low = seq
     else:  # inside the range and not stored: it fills (part of) a gap
-        gap = db.execute(select(SeqGap).filter_by(**key).where(SeqGap.first <= seq, SeqGap.last >= seq)
-                         .with_for_update()).scalar_one_or_none()
-        if gap is None:
-            return
-        first, last = gap.first, gap.last
-        db.execute(delete(SeqGap).filter_by(**key, first=first))
-        if first <= seq - 1:
-            db.add(SeqGap(**key, first=first, last=seq - 1))
-        if seq + 1 <= last:
-            db.add(SeqGap(**key, first=seq + 1, last=last))
+        _cut(db, key, seq, seq)
+
+
+def _cut(db: Session, key: dict[str, str], first: int, last: int) -> None:
+    """Take first..last out of the open gaps (arrived, or reported lost); what is left of a gap keeps
+    when it was asked for, so a replay under way is not asked for again."""
+    overlapping = db.execute(select(SeqGap).filter_by(**key).where(SeqGap.first <= last, SeqGap.last >= first)
+                             .with_for_update()).scalars().all()
+    for gap in overlapping:
+        low, high, asked, attempts = gap.first, gap.last, gap.asked, gap.attempts
+        db.execute(delete(SeqGap).filter_by(**key, first=low))
+        if low <= first - 1:
+            db.add(SeqGap(**key, first=low, last=first - 1, asked=asked, attempts=attempts))
+        if last + 1 <= high:
+            db.add(SeqGap(**key, first=last + 1, last=high, asked=asked, attempts=attempts))
+
+
+def record_lost(db: Session, store: str, door: str, result: ReplayResult, now: datetime) -> int:
+    """A door's replay result: the ranges it no longer holds are lost for good (shown, never asked
+    for again). How many seqs that closed."""
+    key = {"store": store, "door": door, "epoch": result.epoch}
+    lost = 0
+    for first, last in result.missing:
+        held = db.execute(select(EventRecord.seq).filter_by(**key).where(EventRecord.seq.between(first, last))
+                          ).scalars().all()
+        if held:  # stored meanwhile (a redelivery): only the rest is lost
+            continue
+        _cut(db, key, first, last)
+        if db.get(SeqLost, (store, door, result.epoch, first)) is None:
+            db.add(SeqLost(**key, first=first, last=last, reported=now))
+            lost += last - first + 1
+    return lost
 
 
 def record_status(db: Session, store: str, door: str, status: StatusMessage, now: datetime) -> None:
@@ -113,6 +135,12 @@ def record_session(db: Session, store: str, member: str, session: SessionInfo | 
         db.add(LiveSession(store=store, member=member, session=session.to_dict()))
     else:
         record.session = session.to_dict()
+
+
+def lost(db: Session, store: str, door: str) -> list[tuple[str, int, int]]:
+    rows = db.execute(select(SeqLost).filter_by(store=store, door=door)
+                      .order_by(SeqLost.epoch, SeqLost.first))
+    return [(r.epoch, r.first, r.last) for r in rows.scalars()]
 
 
 def gaps(db: Session, store: str, door: str) -> list[tuple[str, int, int]]:

@@ -15,7 +15,7 @@ from paho.mqtt.properties import Properties
 
 from officepass.connection import ServiceConnection
 from wire.acl import instance_of
-from wire.payloads import CommandReply, WireError
+from wire.payloads import CommandReply, ReplayRequest, WireError
 from wire.topics import Kind, Topics
 
 log = logging.getLogger("officepass.link")
@@ -82,6 +82,11 @@ class DoorLink:
             with self._cond:
                 self._asked.pop(correlation, None)
                 self._answers.pop(correlation, None)
+
+    def ask_replay(self, store: str, door: str, request: ReplayRequest) -> None:
+        """Ask a door for events again (contract §4 `replay`); its answer comes on the events topic
+        and `replay/result`, to the fleet consumer."""
+        self.connection.publish(self.topics.replay(store, door), request.to_json())
 
     def publish_revocation(self, text: str, timeout: float = 10.0) -> None:
         """The signed list, retained: doors connecting later get it too. Raises RuntimeError when the

@@ -102,6 +102,23 @@ class SeqGap(Base):
     epoch: Mapped[str] = mapped_column(String(32), primary_key=True)
     first: Mapped[int] = mapped_column(Integer, primary_key=True)
     last: Mapped[int] = mapped_column(Integer)
+    # Gap repair (contract §4 `replay`): when the door was last asked for this range, how often.
+    asked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SeqLost(Base):
+    """A range a door reported `missing` in its replay result: gone for good (older than its journal
+    keeps, or a journal made anew). Shown to operators, never asked for again."""
+
+    __tablename__ = "seq_lost"
+
+    store: Mapped[str] = mapped_column(String(64), primary_key=True)
+    door: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(32), primary_key=True)
+    first: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+    reported: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SeqRange(Base):

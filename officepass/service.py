@@ -15,6 +15,7 @@ from officepass.consumer import FleetConsumer
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
 from officepass.mail import SupportMail
+from officepass.repair import GapRepair
 from officepass.revocations import POLL_SECONDS, REPUBLISH_SECONDS, RevocationPublisher
 from officepass.settings import Support
 from officepass.watch import OfflineWatch
@@ -51,6 +52,7 @@ class Service:
             db, lambda version, ids: self.link.publish_revocation(keys.revocation(version, ids)),
             republish_seconds, poll_seconds)
         self.watch = OfflineWatch(db, offline_alarm_seconds, on_alarm)
+        self.repair = GapRepair(db, self.link.ask_replay, self.connection.connected)
         self.app: FastAPI = create_app(db, keys, self.link, secret, secure_cookie=secure_cookie,
                                        revocations=self.revocations)
 
@@ -63,9 +65,11 @@ class Service:
         self.watch.start()
         subscribed = self.connection.start(timeout)
         self.revocations.start()
+        self.repair.start()
         return subscribed
 
     def stop(self) -> None:
+        self.repair.stop()
         self.revocations.stop()
         self.connection.stop()
         self.watch.stop()
