@@ -73,4 +73,7 @@ def test_a_gap_the_service_holds_is_repaired_from_the_doors_journal(tmp_path: Pa
             assert wait_for(lambda: gaps(s, STORE, DOOR) == [], 20)
             assert lost(s, STORE, DOOR) == [("gone", 2, 8)], "what no journal holds is lost for good"
         assert site.service.repair.asked >= 2
+        site.as_member("op", "operator pass")
+        console = site.client.get("/console").text
+        assert f'data-lost="{STORE}/{DOOR}"' in console and "2–8" in console and "data-gap=" not in console
         site.door.wait_line("replayed 3 events")

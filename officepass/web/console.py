@@ -13,7 +13,16 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from officepass.alarms import needing_attention
-from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, Member, SeqGap, StoreSeats
+from officepass.models import (
+    DoorRecord,
+    EventRecord,
+    LiveSession,
+    ManualCheckout,
+    Member,
+    SeqGap,
+    SeqLost,
+    StoreSeats,
+)
 from officepass.web.guard import DB, Operator
 from officepass.web.pages import render
 from wire.payloads import SessionInfo
@@ -58,7 +67,8 @@ def console(request: Request, user: Operator, session: DB) -> Response:
         if key in chosen and len(chosen[key]) > 64:
             raise HTTPException(422, f"{key} is at most 64 characters")
     doors = session.execute(select(DoorRecord).order_by(DoorRecord.store, DoorRecord.door)).scalars().all()
-    gaps = select(SeqGap).filter_by(**{k: v for k, v in chosen.items() if k in ("store", "door")})
+    where = {k: v for k, v in chosen.items() if k in ("store", "door")}
+    gaps = select(SeqGap).filter_by(**where)
     context = {
         "user": user,
         "filters": chosen,
@@ -71,6 +81,8 @@ def console(request: Request, user: Operator, session: DB) -> Response:
         "events": session.execute(events.order_by(EventRecord.ts.desc(), EventRecord.seq.desc())
                                   .limit(EVENT_ROWS)).scalars().all(),
         "gaps": session.execute(gaps.order_by(SeqGap.store, SeqGap.door, SeqGap.first)).scalars().all(),
+        "lost": session.execute(select(SeqLost).filter_by(**where).order_by(SeqLost.store, SeqLost.door,
+                                                                             SeqLost.first)).scalars().all(),
         "members": session.execute(select(Member).order_by(Member.role, Member.id)).scalars().all(),
         "checkouts": session.execute(select(ManualCheckout).order_by(ManualCheckout.id.desc()).limit(20))
         .scalars().all(),
