@@ -128,8 +128,8 @@ class CameraReader:
                 frame_t = float(stamp) if valid and isinstance(stamp, int | float) else time.monotonic()
                 deliver(message["code"], frame_t)
                 # After delivering: the log line costs the door nothing on its way to the relay.
-                log.info("camera %s: code in frame_t=%.6f, decoded in %s ms by %s", self.name, frame_t,
-                         message.get("decode_ms"), message.get("step"))
+                log.info("camera %s: code in frame_t=%.6f, decoded in %s ms by %s (waited %s ms)", self.name,
+                         frame_t, message.get("decode_ms"), message.get("step"), message.get("waited_ms"))
             elif "health" in message:
                 health(bool(message["health"]), str(message.get("detail", "")))
             elif "alive" in message:

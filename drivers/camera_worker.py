@@ -5,9 +5,10 @@ drives the relay: if a hostile image crashes or hangs a decoder, the daemon's
 CameraReader kills this process and starts another, and the door keeps working.
 
 Protocol: one JSON object per line on stdout.
-  {"code": TEXT, "t": FRAME_MONOTONIC, "decode_ms": MS, "step": NAME}
+  {"code": TEXT, "t": FRAME_MONOTONIC, "waited_ms": MS, "decode_ms": MS, "step": NAME}
                                          a code seen (once per presentation), how long that
-                                         frame took to decode and which step read it
+                                         frame waited for the decoder, how long it took to
+                                         decode and which step read it
   {"health": true|false, "detail": STR}  the source opened / failed
   {"alive": T, "frames": N, "decoded": N, "reads": N, "ended": bool}
                                          a heartbeat, at least once a second, with the camera's
@@ -200,6 +201,7 @@ def run(source: str, frames: FrameSource = device_frames) -> int:
         grey = to_grey(frame)
         if not gate.wants_decode(grey, now):
             continue
+        begun = time.monotonic()  # the frame waited from t until here (the decoder was busy)
         started = time.perf_counter()
         found = pipeline.decode_video(grey)
         decode_ms = (time.perf_counter() - started) * 1000
@@ -207,7 +209,8 @@ def run(source: str, frames: FrameSource = device_frames) -> int:
         reads += len(found)
         for text in found:
             if not presentations.seen_recently(text, now):
-                emit(code=text, t=t, decode_ms=round(decode_ms, 3), step=pipeline.last_step)
+                emit(code=text, t=t, waited_ms=round((begun - t) * 1000, 3), decode_ms=round(decode_ms, 3),
+                     step=pipeline.last_step)
 
 
 def main() -> int:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 import threading
 from pathlib import Path
-from typing import Any
-
-import cv2
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any
 
 from hwsim.server import BoardClient
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 WIDTH, HEIGHT = 480, 320
 
@@ -50,6 +50,8 @@ class SimScreen:
         self._client = BoardClient(socket_path)
 
     def show(self, image: NDArray[Any], text: str | None, rows: tuple[int, int] | None = None) -> None:
+        import cv2  # only a door with a screen draws: the others never load OpenCV in the daemon
+
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise ValueError("the picture could not be encoded as PNG")
