@@ -61,8 +61,11 @@ def disable_member(db: Session, member_id: str) -> Revocation:
         raise MemberProblem(f"no member {member_id!r}")
     member.disabled = True
     db.flush()
-    ids = sorted(db.execute(select(Member.id).where(Member.disabled)).scalars())
+    # The newest version first, then who is disabled: any disable committed before that version was
+    # read is then in the list too, so the list with the highest version never misses one (a disable
+    # committed in between takes the same version and makes this one conflict and try again).
     newest = db.execute(select(func.max(Revocation.version))).scalar_one_or_none() or 0
+    ids = sorted(db.execute(select(Member.id).where(Member.disabled)).scalars())
     revocation = Revocation(version=newest + 1, members={"ids": ids}, published=datetime.now(UTC))
     db.add(revocation)
     return revocation

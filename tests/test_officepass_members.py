@@ -117,3 +117,39 @@ def test_the_cli_adds_and_disables_and_the_door_hears(door_and_link: Fixture, tm
         door.wait_line("revocation list version 1 applied: 1 members", 15)
     finally:
         publisher.stop()
+
+
+def test_disables_at_once_on_postgresql_each_get_their_own_version(tmp_path: Path) -> None:
+    """Two instances disabling members at the same moment both read the same newest version; the one
+    that commits second conflicts on it and takes the next: no version is used twice."""
+    import threading
+
+    from sqlalchemy import select
+
+    from officepass.members import disable_committed
+    from officepass.models import Revocation
+    from tests.pg import postgres_cluster
+
+    with postgres_cluster() as url:
+        migrate(url)
+        db = sessions(engine_for(url))
+        with db.begin() as s:
+            for i in range(8):
+                add_member(s, f"m-{i}", "Member", "long enough pass")
+        start = threading.Barrier(8)
+        versions: list[int] = []
+
+        def disable(member: str) -> None:
+            start.wait()
+            versions.append(disable_committed(db, member).version)
+
+        threads = [threading.Thread(target=disable, args=(f"m-{i}",)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(versions) == list(range(1, 9)), versions
+        with db() as s:
+            newest = s.execute(select(Revocation).order_by(Revocation.version.desc())).scalars().first()
+            everyone = sorted(f"m-{i}" for i in range(8))
+            assert newest is not None and sorted(newest.members["ids"]) == everyone, "the newest: everyone"

@@ -126,9 +126,10 @@ def running_site(tmp_path: Path, database: str, extra_stores: dict[str, list[str
     with db() as s:
         identities = fleet_identities(s, Topics(), ["a", "b"], ["watcher"])
     closed = ClosedBroker(tmp_path, identities)
+    door_overrides = door_sections.pop("door", {})
     board, door = door_trusting_service(
         tmp_path, closed.door_mqtt(STORE, DOOR), key.kid, key.public_b64,
-        door={"store": STORE, "name": DOOR, "seats": 2},
+        door={"store": STORE, "name": DOOR, "seats": 2, **door_overrides},
         lock={"relay_pin": "GPIO17", "exit_button_pin": "GPIO22", "lock_sensor_pin": "GPIO24",
               "unlock_seconds": 1}, **{"reader": [ENTRY_SCANNER], **door_sections})
     mailbox = SmtpSink()
@@ -423,3 +424,30 @@ def test_the_code_page_is_limited_per_member(site: Site) -> None:
     site.as_member("m-2", "second horse")
     answers = [site.client.get(f"/s/{STORE}/{DOOR}/code").status_code for _ in range(CODES_PER_MINUTE + 1)]
     assert answers == [200] * CODES_PER_MINUTE + [429]
+
+
+@pytest.mark.parametrize(("limit", "ja", "en", "lead"), [(180, "最大3時間", "at most 3 hours", 15 * 60),
+                                                         (1, "最大1分", "at most 1 minute", 15)])
+def test_the_page_shows_the_doors_own_limit_and_warning(tmp_path: Path, limit: int, ja: str, en: str,
+                                                        lead: int) -> None:
+    """The stay limit and the warning time come from what the door publishes: a 3-hour or a 1-minute
+    door shows its own rule, not the guide's 2 hours."""
+    from datetime import datetime
+
+    with running_site(tmp_path, f"sqlite:///{tmp_path / 'officepass.db'}",
+                      door={"session_limit_minutes": limit, "auto_checkout_after_minutes": 0}) as site:
+        site.as_member("m-1", "correct horse")
+        assert wait_for(lambda: ja in site.client.get(f"/s/{STORE}/{DOOR}").text, 15), "from the door's seats"
+        assert en in site.client.get(f"/s/{STORE}/{DOOR}").text
+        assert site.press("check_in")[0] == 200
+        found: list[re.Match[str]] = []
+
+        def stay() -> bool:
+            match = re.search(r'data-deadline="([^"]+)" data-warning-at="([^"]+)"',
+                              site.client.get(f"/s/{STORE}/{DOOR}").text)
+            found[:] = [match] if match else []
+            return match is not None
+
+        assert wait_for(stay, 15), "the session arrived"
+        deadline, warning = (datetime.fromisoformat(found[0].group(i).replace("Z", "+00:00")) for i in (1, 2))
+        assert (deadline - warning).total_seconds() == lead, "the door's own warning time"
