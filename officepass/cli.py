@@ -121,7 +121,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"officepass: member app and console on http://{settings.listen}/ "
           f"(QR URLs under {settings.base_url})", flush=True)
     try:
-        uvicorn.run(service.app, host=host or "127.0.0.1", port=int(port), log_level="warning")
+        # Forwarded headers only from the proxies named: anyone else could claim any address and walk
+        # around the login limit (uvicorn would trust 127.0.0.1 by default).
+        proxies = settings.trusted_proxies
+        uvicorn.run(service.app, host=host or "127.0.0.1", port=int(port), log_level="warning",
+                    proxy_headers=bool(proxies), forwarded_allow_ips=",".join(proxies) or None)
     finally:
         service.stop()
     return 0

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from officepass.models import Member, Revocation, StoreRecord
+from officepass.models import Member, Revocation, StoreRecord, WebSession
 from wire.codes import MEMBER_RE
 
 ROLES = ("member", "operator")
@@ -60,6 +60,7 @@ def disable_member(db: Session, member_id: str) -> Revocation:
     if member is None:
         raise MemberProblem(f"no member {member_id!r}")
     member.disabled = True
+    end_web_sessions(db, member_id)
     db.flush()
     # The newest version first, then who is disabled: any disable committed before that version was
     # read is then in the list too, so the list with the highest version never misses one (a disable
@@ -84,6 +85,12 @@ def disable_committed(sessions: Callable[[], Session], member_id: str, attempts:
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def end_web_sessions(db: Session, member_id: str) -> None:
+    """Every login of the member ends now (a disable, a password change)."""
+    db.execute(update(WebSession).where(WebSession.member == member_id, WebSession.ended.is_(None))
+               .values(ended=datetime.now(UTC)))
 
 
 def add_store(

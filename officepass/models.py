@@ -201,3 +201,16 @@ class ManualCheckout(Base):
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     answer: Mapped[dict[str, Any]]  # the door's answer, or {"ok": false, "reason": "no_answer"}
+
+
+class WebSession(Base):
+    """A member's login (the cookie carries only its id): ended by logout, a password change or a
+    disable, and by idle time; a copied cookie of an ended one opens nothing."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's token
+    member: Mapped[str] = mapped_column(String(64), index=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -7,6 +7,7 @@ database = "sqlite:////var/lib/officepass/officepass.db"   # [that] or a postgre
 keys = "/var/lib/officepass/keys"                # [that]: the signing keys (0600 files)
 secret_file = "/var/lib/officepass/session.key"  # [that]: made on first start, mode 0600
 offline_alarm_seconds = 300                      # [300]: a door offline this long is an alarm
+trusted_proxies = []                             # [[]] addresses whose X-Forwarded-For is believed
 
 [support]                                        # optional: without it no alarm is mailed
 email = "support@pass.example"                   # required in the section: who hears of alarms
@@ -40,7 +41,7 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ SPEC: dict[str, dict[str, tuple[type, Any]]] = {
                 "database": (str, "sqlite:////var/lib/officepass/officepass.db"),
                 "keys": (str, "/var/lib/officepass/keys"),
                 "secret_file": (str, "/var/lib/officepass/session.key"),
-                "offline_alarm_seconds": (int, 300)},
+                "offline_alarm_seconds": (int, 300), "trusted_proxies": (list, [])},
     "mqtt": {"host": (str, None), "port": (int, 0), "topic_prefix": (str, DEFAULT_PREFIX),
              "tls": (bool, True), "ca_file": (str, ""), "cert_file": (str, ""), "key_file": (str, ""),
              "username": (str, ""), "password_file": (str, "")},
@@ -140,6 +141,7 @@ class Settings:
     offline_alarm_seconds: int
     support: Support | None
     broker: BrokerSettings | None
+    trusted_proxies: list[str] = field(default_factory=list)
 
     def secret(self) -> str:
         """The session cookie's signing secret: made once, kept 0600 beside the service's state."""
@@ -224,4 +226,5 @@ def load_settings(path: Path) -> Settings:
                                 values["broker.home_assistant"])
     return Settings(values["service.listen"], values["service.base_url"], values["service.database"],
                     Path(values["service.keys"]), Path(values["service.secret_file"]), mqtt,
-                    values["service.offline_alarm_seconds"], support, broker)
+                    values["service.offline_alarm_seconds"], support, broker,
+                    values["service.trusted_proxies"])

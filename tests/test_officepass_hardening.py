@@ -165,3 +165,72 @@ def test_every_command_takes_the_serve_file_and_says_what_is_wrong_in_one_line(t
     broken = officepass("member", "disable", "m-1", "--config", str(tmp_path / "nope.toml"))
     assert broken.returncode == 2 and "nope.toml" in broken.stderr
     assert (tmp_path / "op.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_logging_out_ends_the_session_and_a_copied_cookie_opens_nothing(site: Site) -> None:
+    site.client.cookies.clear()
+    before = re.search(r'name="csrf" value="([^"]+)"', site.client.get("/login").text)
+    site.as_member("m-1", "correct horse")
+    after = re.search(r'name="csrf" value="([^"]+)"', site.client.get("/").text)
+    assert before and after and before.group(1) != after.group(1), "the CSRF token rotates at login"
+    copied = site.client.cookies.get("officepass")
+    assert site.client.get(f"/s/{STORE}/{DOOR}/code").status_code == 200
+    assert site.post("/logout", {}, page="/") == 303
+    site.client.cookies.clear()
+    site.client.cookies.set("officepass", copied or "")
+    stolen = site.client.get(f"/s/{STORE}/{DOOR}/code", follow_redirects=False)
+    assert stolen.status_code == 303 and stolen.headers["location"].startswith("/login"), "ended at logout"
+    # A disable ends every login of the member at once.
+    site.as_member("m-2", "second horse")
+    bens = site.client.cookies.get("officepass")
+    site.as_member("op", "operator pass")
+    assert site.post("/console/members/m-2/disable", {}) == 303
+    site.client.cookies.clear()
+    site.client.cookies.set("officepass", bens or "")
+    assert site.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_guesses_at_once_or_from_claimed_addresses_do_not_pass_the_login_limit(site: Site) -> None:
+    import threading
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    import uvicorn
+
+    from hwsim.broker import free_port
+    from tests.rig import wait_for
+
+    port = free_port()
+    # As `officepass serve` runs it: forwarded headers believed from no one (none configured).
+    server = uvicorn.Server(uvicorn.Config(site.app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
+                                           log_level="warning", proxy_headers=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_for(lambda: server.started, 10)
+    try:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        page = opener.open(f"http://127.0.0.1:{port}/login").read().decode()
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token
+        codes: list[int] = []
+
+        def guess(i: int) -> None:
+            body = urllib.parse.urlencode({"member": "m-1", "password": f"guess {i}", "csrf": token.group(1),
+                                           "next": "/"}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/login", data=body,
+                                             headers={"X-Forwarded-For": f"10.0.0.{i}"})  # a new "address"
+            try:
+                codes.append(opener.open(request).status)
+            except urllib.error.HTTPError as exc:
+                codes.append(exc.code)
+
+        guesses = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
+        for g in guesses:
+            g.start()
+        for g in guesses:
+            g.join(30)
+        assert sorted(codes).count(401) == 5 and codes.count(429) == 7, codes
+    finally:
+        server.should_exit = True
+        thread.join(10)

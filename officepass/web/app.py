@@ -44,6 +44,7 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     app.state.revocations = revocations
     app.state.snapshots = Snapshots(sessions)
     app.state.login_limit = AttemptLimit(attempts=5, window=60.0)  # failed logins per client address
+    app.state.account_limit = AttemptLimit(attempts=10, window=60.0)  # and per account, whoever tries
     # Presses per member: a stuck finger or a script cannot flood a door with commands.
     app.state.press_limit = AttemptLimit(attempts=PRESSES_PER_MINUTE, window=60.0)
     # Codes shown per member: each page mints a signed code, so a script cannot mint them in bulk.

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Request
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from officepass.models import Member
+from officepass.models import Member, WebSession
 
+IDLE = timedelta(hours=4)  # a login unused this long ends (a phone left somewhere)
+SEEN_EVERY = timedelta(minutes=1)  # how often a login's last use is written
 CSRF_KEY = "csrf"
-MEMBER_KEY = "member"
+MEMBER_KEY = "sid"  # the cookie holds a login's token; the database, its hash and the member
 LANGUAGE_KEY = "lang"
 LANGUAGES = ("ja", "en")  # Japanese first (the guide's own); English by the switch
 
@@ -56,13 +61,45 @@ def check_csrf(request: Request, csrf: Annotated[str, Form()] = "") -> None:
         raise HTTPException(403, "the form is stale or was not sent by this site: reload the page")
 
 
+def session_id(token: str) -> str:
+    """What the database keeps of a login's token: its hash (a stolen database opens no session)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_web_session(request: Request, db_session: Session, member_id: str) -> None:
+    """A login: a new server-side session, its token in the cookie, a new CSRF token."""
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    db_session.add(WebSession(id=session_id(token), member=member_id, created=now, last_seen=now))
+    request.session[MEMBER_KEY] = token
+    request.session[CSRF_KEY] = secrets.token_urlsafe(24)  # rotated at login
+
+
+def end_web_session(request: Request, db_session: Session) -> None:
+    token = request.session.get(MEMBER_KEY)
+    if isinstance(token, str):
+        row = db_session.get(WebSession, session_id(token))
+        if row is not None and row.ended is None:
+            row.ended = datetime.now(UTC)
+
+
 def member(request: Request, session: Annotated[Session, Depends(db)]) -> Member:
-    member_id = request.session.get(MEMBER_KEY)
-    found = session.get(Member, member_id) if isinstance(member_id, str) else None
-    if found is None or found.disabled:
+    token = request.session.get(MEMBER_KEY)
+    row = session.get(WebSession, session_id(token)) if isinstance(token, str) else None
+    now = datetime.now(UTC)
+    live = row is not None and row.ended is None and now - _aware(row.last_seen) < IDLE
+    found = session.get(Member, row.member) if live and row is not None else None
+    if found is None or found.disabled or row is None:
         request.session.pop(MEMBER_KEY, None)
         raise LoginRequired
+    if now - _aware(row.last_seen) > SEEN_EVERY:  # idle time counts from the last request, roughly
+        with request.app.state.sessions.begin() as writer:
+            writer.execute(update(WebSession).where(WebSession.id == row.id).values(last_seen=now))
     return found
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def member_briefly(request: Request) -> Member:
@@ -85,8 +122,8 @@ def operator(user: Annotated[Member, Depends(member)]) -> Member:
 
 
 class AttemptLimit:
-    """At most `attempts` counted attempts per key within `window` seconds (monotonic clock): failed
-    logins per client address, button presses per member."""
+    """At most `attempts` counted attempts per key within `window` seconds (monotonic clock): logins
+    per client address and per account, button presses per member."""
 
     def __init__(self, attempts: int, window: float) -> None:
         self.attempts, self.window = attempts, window
@@ -104,6 +141,25 @@ class AttemptLimit:
     def count(self, client: str) -> None:
         with self._lock:
             self._failures.setdefault(client, deque()).append(time.monotonic())
+
+    def take(self, key: str) -> float | None:
+        """Atomically: a slot for one attempt (its stamp, to `give_back` if it turns out fine), or
+        None when the key has used them all. Many attempts at once cannot all pass the check."""
+        now = time.monotonic()
+        with self._lock:
+            recent = self._failures.setdefault(key, deque())
+            while recent and now - recent[0] > self.window:
+                recent.popleft()
+            if len(recent) >= self.attempts:
+                return None
+            recent.append(now)
+            return now
+
+    def give_back(self, key: str, stamp: float) -> None:
+        with self._lock:
+            recent = self._failures.get(key)
+            if recent is not None and stamp in recent:
+                recent.remove(stamp)
 
 
 DB = Annotated[Session, Depends(db)]
