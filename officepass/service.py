@@ -54,7 +54,7 @@ class Service:
         self.watch = OfflineWatch(db, offline_alarm_seconds, on_alarm)
         self.repair = GapRepair(db, self.link.ask_replay, self.connection.connected)
         self.app: FastAPI = create_app(db, keys, self.link, secret, secure_cookie=secure_cookie,
-                                       revocations=self.revocations)
+                                       revocations=self.revocations, contact=support)
 
     def start(self, timeout: float = 10.0) -> bool:
         """Everything running; True once the broker took the subscriptions within `timeout` (the

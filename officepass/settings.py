@@ -14,6 +14,7 @@ email = "support@pass.example"                   # required in the section: who 
 smtp_host = "127.0.0.1"                          # [127.0.0.1]
 smtp_port = 25                                   # [25]
 sender = "officepass@localhost"                  # [officepass@localhost]
+phone = "03-0000-0000"                           # [""] the support centre, on the trouble screen
 
 [mqtt]                                           # the service's own identity on the broker (§4, §8)
 host = "127.0.0.1"                               # required
@@ -68,7 +69,7 @@ SPEC: dict[str, dict[str, tuple[type, Any]]] = {
              "tls": (bool, True), "ca_file": (str, ""), "cert_file": (str, ""), "key_file": (str, ""),
              "username": (str, ""), "password_file": (str, "")},
     "support": {"email": (str, None), "smtp_host": (str, "127.0.0.1"), "smtp_port": (int, 25),
-                "sender": (str, "officepass@localhost")},
+                "sender": (str, "officepass@localhost"), "phone": (str, "")},
     "broker": {"listen": (str, "0.0.0.0:8883"), "plain_port": (int, 0),
                "ca_dir": (str, "/var/lib/officepass/ca"),
                "hostnames": (list, []), "instances": (list, ["a"]), "observers": (list, []),
@@ -85,6 +86,7 @@ class Support:
     smtp_host: str
     smtp_port: int
     sender: str
+    phone: str = ""  # the support centre's number, shown on the unlock-trouble screen
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ def load_settings(path: Path) -> Settings:
     if problems:
         raise SettingsError(problems)
     support = (Support(values["support.email"], values["support.smtp_host"], values["support.smtp_port"],
-                       values["support.sender"]) if "support" in doc else None)
+                       values["support.sender"], values["support.phone"]) if "support" in doc else None)
     tls = values["mqtt.tls"]
     mqtt = MqttSettings(values["mqtt.host"], values["mqtt.port"] or (8883 if tls else 1883),
                         values["mqtt.topic_prefix"], tls, values["mqtt.ca_file"] or None,

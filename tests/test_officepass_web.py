@@ -36,6 +36,7 @@ STORE, DOOR = "shinjuku-3", "main"
 
 
 SUPPORT = "support@pass.test"
+SUPPORT_PHONE = "03-1234-5678"
 # The door's scanner outside: what a member's phone code is shown to, in the tests that do.
 ENTRY_SCANNER = {"name": "front", "type": "serial", "side": "entry", "port": "/dev/ttyACM0"}
 
@@ -134,7 +135,8 @@ def running_site(tmp_path: Path, database: str, extra_stores: dict[str, list[str
               "unlock_seconds": 1}, **{"reader": [ENTRY_SCANNER], **door_sections})
     mailbox = SmtpSink()
     service = Service(db, ring, closed.service_access(), "test-secret-" + "x" * 32, base_url="http://pass.test",
-                      support=Support(SUPPORT, "127.0.0.1", mailbox.port, "officepass@pass.test"),
+                      support=Support(SUPPORT, "127.0.0.1", mailbox.port, "officepass@pass.test",
+                                      SUPPORT_PHONE),
                       offline_alarm_seconds=2, republish_seconds=republish_seconds)
     assert service.start()
     try:
@@ -451,3 +453,27 @@ def test_the_page_shows_the_doors_own_limit_and_warning(tmp_path: Path, limit: i
         assert wait_for(stay, 15), "the session arrived"
         deadline, warning = (datetime.fromisoformat(found[0].group(i).replace("Z", "+00:00")) for i in (1, 2))
         assert (deadline - warning).total_seconds() == lead, "the door's own warning time"
+
+
+@SQLITE_ONLY
+def test_the_door_page_says_where_the_member_stands_and_the_trouble_screen_what_to_do(site: Site) -> None:
+    site.as_member("m-1", "correct horse")
+    assert wait_for(lambda: "空きあり" in site.client.get(f"/s/{STORE}/{DOOR}").text, 15), "○ with its words"
+    # 入店する at a door that does not answer: the entering advice, with the office's mail.
+    status, text = site.press("check_in", door="back")
+    assert status == 504 and 'data-advice="entering"' in text and 'data-advice="leaving"' not in text
+    assert f"mailto:{SUPPORT}" in text
+    assert site.press("check_in")[0] == 200
+
+    def page() -> str:
+        return site.client.get(f"/s/{STORE}/{DOOR}").text
+
+    assert wait_for(lambda: "data-local-time=" in page(), 15), "the stay's end, for the phone's own clock"
+    assert "入店中（" in page() and "まで）" in page()
+    assert site.press("checkout_begin")[0] == 200
+    assert wait_for(lambda: "data-checking-out" in page(), 15), "the step left, said"
+    assert "外に出てから" in page()
+    # Checking out at a door that does not answer: the leaving advice, with the support number.
+    status, text = site.press("checkout", door="back")
+    assert 'data-advice="leaving"' in text and 'data-advice="entering"' not in text
+    assert f"tel:{SUPPORT_PHONE}" in text

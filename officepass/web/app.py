@@ -16,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
 from officepass.revocations import RevocationPublisher
+from officepass.settings import Support
 from officepass.web import auth, console, doors, language, live, operate, stores
 from officepass.web.guard import AttemptLimit, LoginRequired
 from officepass.web.live import Snapshots
@@ -38,10 +39,12 @@ CODES_PER_MINUTE = 20  # the page refreshes every 45 s: 20 a minute is far more 
 
 
 def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, secret: str, *,
-               secure_cookie: bool, revocations: RevocationPublisher) -> FastAPI:
+               secure_cookie: bool, revocations: RevocationPublisher,
+               contact: Support | None = None) -> FastAPI:
     app = FastAPI(title="officepass", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions, app.state.keys, app.state.link = sessions, keys, link
     app.state.revocations = revocations
+    app.state.contact = contact  # the office's mail and the support number the trouble screen names
     app.state.snapshots = Snapshots(sessions)
     app.state.login_limit = AttemptLimit(attempts=5, window=60.0)  # failed logins per client address
     app.state.account_limit = AttemptLimit(attempts=10, window=60.0)  # and per account, whoever tries

@@ -99,7 +99,7 @@ def press(request: Request, store: str, door: str, act: Annotated[str, Form()], 
     answer = request.app.state.link.send(store, door, command)  # the door's own answer, never a guess
     context = {"user": user, "store": record, "door": door, "act": chosen}
     if answer is None:  # no answer in time: the guide's unlock-trouble screen
-        return render(request, "trouble.html", {**context, "trouble": TROUBLE,
+        return render(request, "trouble.html", {**context, **_trouble(request, chosen),
                                                 "shown": ServiceReason.NO_ANSWER}, 504)
     if answer.ok:
         # The door answered before its bolt check (1 s): the page keeps watching the door's alarms,
@@ -136,11 +136,22 @@ def my_code(request: Request, store: str, door: str, user: CurrentMember, sessio
                                          "png": base64.b64encode(png.getvalue()).decode()})
 
 
+def _trouble(request: Request, act: Act | None) -> dict[str, object]:
+    """The guide's advice for where the member is: entering (a check-in), leaving (a checkout), or,
+    for 開錠する (out for a while or back in), both; with the office's mail and the support number."""
+    situations = {Act.CHECK_IN: ("entering",), Act.CHECKOUT_BEGIN: ("leaving",), Act.CHECKOUT: ("leaving",)}
+    return {"trouble": TROUBLE, "situations": situations.get(act, ("entering", "leaving")) if act else
+            ("entering", "leaving"), "contact": request.app.state.contact}
+
+
 @router.get("/s/{store}/{door}/trouble", response_class=HTMLResponse)
-def trouble(request: Request, store: str, door: str, user: CurrentMember, session: DB) -> Response:
+def trouble(request: Request, store: str, door: str, user: CurrentMember, session: DB,
+            act: str = "") -> Response:
     """Where a member's page goes when the door reports an unlock_fault after answering."""
     record = _store(session, store, door)
-    return render(request, "trouble.html", {"user": user, "store": record, "door": door, "trouble": TROUBLE})
+    chosen = Act(act) if act in Act._value2member_map_ else None
+    return render(request, "trouble.html", {"user": user, "store": record, "door": door,
+                                            **_trouble(request, chosen)})
 
 
 @router.get("/scan", response_class=HTMLResponse)

@@ -46,12 +46,15 @@ TOO_MANY_PRESSES = ("短時間に何度も押されました。少し待って�
 REFUSED_OTHER = ("ご利用いただけませんでした。もう一度お試しください。",
                  "That did not work: please try again.")
 
-# The guide's unlock-trouble screen: the door did not answer, or its lock did not move.
+# The guide's unlock-trouble screen: the door did not answer, or its lock did not move. Entering:
+# another office and a mail to the office; leaving: a call to the support centre.
 TROUBLE = {
     "title": ("ドアが開かない場合", "If the door does not open"),
-    "entering": ("入店時：他の店舗をご利用いただき、事務局へメールでご連絡ください。",
-                 "Entering: please use another store and mail the office."),
-    "leaving": ("退店時：サポートへお電話ください。", "Leaving: please call support."),
+    "entering": ("入店時：お近くの他の店舗をご利用いただき、事務局へメールでご連絡ください。",
+                 "Entering: please use another office nearby and mail the office."),
+    "leaving": ("退店時：サポートセンターへお電話ください。", "Leaving: please call the support centre."),
+    "mail": ("事務局のメール", "The office's mail"),
+    "phone": ("サポートセンターの電話", "The support centre's phone"),
 }
 
 NO_NEWS = ("ドアからの情報はまだありません", "no news from the door yet")
@@ -66,6 +69,9 @@ STAY = {
     "warning": ("まもなく利用時間の上限です。チェックアウトの準備をしてください。",
                 "Your time is nearly up: please get ready to check out."),
     "overdue": ("利用時間を過ぎています。チェックアウトしてください。", "Your time is up: please check out."),
+    "checking_out": ("チェックアウト手続き中です。ドアで「開錠する」を押して外に出てから、"
+                     "「チェックアウトする」を押してください。",
+                     "Checking out: press Unlock at the door, go out, then press Check out."),
 }
 
 

@@ -4,6 +4,14 @@
 // - [data-watch-door]: after a press that should open the lock, the door's alarms are watched (the
 //   door answers before its 1 s bolt check); an unlock_fault goes to the unlock-trouble screen.
 "use strict";
+// Times the page shows in the phone's own time zone and words (the service sends UTC).
+for (const shown of document.querySelectorAll("time[data-local-time]")) {
+  const when = new Date(shown.dataset.localTime);
+  if (!Number.isNaN(when.getTime())) {
+    shown.textContent = when.toLocaleTimeString(document.documentElement.lang === "ja" ? "ja-JP" : "en-GB",
+                                                { hour: "2-digit", minute: "2-digit" });
+  }
+}
 for (const clock of document.querySelectorAll("[data-deadline]")) {
   const deadline = Date.parse(clock.dataset.deadline);
   const warningAt = Date.parse(clock.dataset.warningAt);
