@@ -110,7 +110,7 @@ def test_the_member_guide_in_a_browser(served: tuple[Site, str], tmp_path: Path)
         aiko.wait_for_selector("[data-deadline] [data-left]")
         assert aiko.get_attribute("[data-deadline]", "data-phase") == "ok"  # the 2-hour countdown runs
         until = aiko.inner_text("time[data-local-time]")
-        assert re.fullmatch(r"\d{2}:\d{2}", until.strip()), f"the stay's end in the phone's own time: {until!r}"
+        assert re.fullmatch(r"\d{2}:\d{2}", until.strip()), f"the stay's end, local: {until!r}"
 
         # Ben takes the second seat; Chika, the third member, sees × and is turned away.
         log_in(chika, "m-3", "third horse", "/")
