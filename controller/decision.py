@@ -95,6 +95,8 @@ class Physical:
     bolt_due: float | None = None  # the bolt must be where bolt_expected says by then
     bolt_expected: BoltPosition | None = None
     bolt_moved: bool = False  # the bolt retracted at some point during the current pulse
+    # The member whose check-in started the current pulse: withdrawn if the bolt never moves.
+    pulse_check_in: str | None = None
 
     @property
     def energized(self) -> bool:
@@ -498,6 +500,8 @@ def _code_request(draft: _Draft, req: CodeRequest, now: Now, policy: Policy) -> 
         draft.state = draft.state.with_session(new)
         draft.emit(EventType.CHECK_IN, source, member, None, **base, deadline=new.deadline)
         _start_pulse(draft, now, policy)
+        if draft.phys.bolt_expected is BoltPosition.RETRACTED:  # the check judges this very check-in
+            draft.set_phys(pulse_check_in=member)
         draft.emit(EventType.UNLOCK, source, member, None, **base)
         draft.reply = Decision(True, unlock=True, result=Act.CHECK_IN)
         return
@@ -568,7 +572,7 @@ def _start_pulse(draft: _Draft, now: Now, policy: Policy) -> None:
     until = now.mono + policy.unlock_seconds
     draft.set_phys(pulse_until=until)
     if not was_on:
-        draft.set_phys(pulse_opened=False, bolt_moved=False)
+        draft.set_phys(pulse_opened=False, bolt_moved=False, pulse_check_in=None)
         _start_bolt_check(draft, now, policy, BoltPosition.RETRACTED)
     draft.relay.append(Energize(until))
 
@@ -611,12 +615,25 @@ def _judge_bolt(draft: _Draft, phys: Physical, now: Now, policy: Policy) -> None
         if not phys.bolt_moved and not retracted:
             if draft.raise_alarm(Alarm.UNLOCK_FAULT):
                 draft.emit(EventType.UNLOCK_FAULT, Source.SYSTEM, None, "bolt_not_retracted")
+            _withdraw_check_in(draft, phys.pulse_check_in)
         elif not phys.energized:
             # The pulse ended before the check: now the bolt must come back out.
             _start_bolt_check(draft, now, policy, BoltPosition.EXTENDED)
     elif (phys.bolt_expected is BoltPosition.EXTENDED and not phys.energized and retracted
           and draft.raise_alarm(Alarm.LOCK_FAULT)):
         draft.emit(EventType.LOCK_FAULT, Source.SYSTEM, None, "bolt_not_extended")
+
+
+def _withdraw_check_in(draft: _Draft, member: str | None) -> None:
+    """The lock sensor proves the bolt never retracted for this check-in: the member never got in,
+    so the door withdraws it (a checkout, `withdrawn`) and the seat is free again."""
+    draft.set_phys(pulse_check_in=None)
+    session = draft.state.sessions.get(member) if member is not None else None
+    if session is None or member is None or session.state is not SessionState.CHECKED_IN:
+        return
+    draft.state = draft.state.without(member)
+    draft.emit(EventType.CHECKOUT, Source.SYSTEM, member, "unlock_fault", auto=True, withdrawn=True,
+               checked_in_at=session.checked_in_at, overdue=False)
 
 
 def _fire(draft: _Draft, active: bool, now: Now, policy: Policy) -> None:

@@ -457,3 +457,22 @@ def test_properties(ops: list[tuple], seats: int, auto: int) -> None:  # type: i
             final = next_state(state, Tick(), Now(now + 10 * 3600, now - T0 + 10 * 3600), policy)
             assert final.state.occupied == 0
         journal.close()
+
+
+def test_a_check_in_whose_bolt_never_moved_is_withdrawn_and_frees_the_seat() -> None:
+    """The member never got in: the lock sensor proves the bolt stayed out, so the door withdraws the
+    check-in (a checkout, withdrawn, reason unlock_fault) and the store shows the seat free again."""
+    entering = CodeRequest("m1", Side.ENTRY, None, b"c" * 8)
+    state, steps = run(DoorState(), (0, entering), (1, Tick()), policy=BOLT)
+    assert _types(steps[-1]) == ["unlock_fault", "checkout"] and "m1" not in state.sessions
+    checkout = steps[-1].events[-1]
+    assert checkout.reason == "unlock_fault" and checkout.fields["withdrawn"] is True
+    assert checkout.member == "m1"
+    assert state.occupied == 0
+    # A member already inside whose unlock finds the bolt jammed stays checked in: they are inside.
+    inside = DoorState.restored([Session("m2", SessionState.CHECKED_IN, T0, T0 + 7200)])
+    state, steps = run(inside, (0, CodeRequest("m2", Side.EXIT, None, b"d" * 8)), (1, Tick()), policy=BOLT)
+    assert _types(steps[-1]) == ["unlock_fault"] and "m2" in state.sessions
+    # A check-in whose bolt did retract is kept.
+    state, _ = run(DoorState(), (0, entering), (0.2, BoltSensor(True)), (1, Tick()), policy=BOLT)
+    assert "m1" in state.sessions

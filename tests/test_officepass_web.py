@@ -185,7 +185,7 @@ def test_no_answer_is_the_trouble_screen(site: Site) -> None:
     assert site.login("m-1", "correct horse") == 303
     started = time.monotonic()
     status, text = site.press("check_in", door="back")  # a door that does not answer
-    assert status == 504 and "他の店舗をご利用いただき" in text and "サポートへお電話ください" in text
+    assert status == 504 and "他の店舗をご利用いただき" in text, "入店する: the entering advice"
     assert time.monotonic() - started >= 5
 
 
@@ -290,7 +290,17 @@ def test_an_unlock_fault_mails_support_and_waits_for_an_acknowledgement(site: Si
     recipients, mail = mails[0]
     assert recipients == [SUPPORT] and mail["Subject"] == f"[officepass] unlock_fault at {STORE}/{DOOR}"
     assert "console#alarm-" in mail.get_content()
-    assert "サポートへお電話ください" in site.client.get(f"/s/{STORE}/{DOOR}/trouble").text
+    assert "サポートセンターへお電話ください" in site.client.get(f"/s/{STORE}/{DOOR}/trouble").text
+    entering = site.client.get(f"/s/{STORE}/{DOOR}/trouble?act=check_in").text
+    assert 'data-advice="entering"' in entering and 'data-advice="leaving"' not in entering
+
+    def still_inside() -> bool:
+        with site.db() as s:  # type: ignore[operator]
+            return s.get(LiveSession, (STORE, "m-1")) is not None
+
+    # The bolt never moved: the door withdrew the check-in, and the seat is free again.
+    assert wait_for(lambda: not still_inside(), 15), "the member never got in: no seat held"
+    assert "入店する" in site.client.get(f"/s/{STORE}/{DOOR}").text
 
     site.as_member("op", "operator pass")
     page = site.client.get("/console").text
