@@ -81,6 +81,15 @@ def needing_attention(db: Session) -> list[AlarmRecord]:
     return sorted(rows, key=lambda r: r.cleared is not None)
 
 
+def next_unmailed(db: Session) -> AlarmRecord | None:
+    """The oldest alarm support must still hear of, locked for this transaction (another instance
+    skips it meanwhile)."""
+    query = select(AlarmRecord).where(AlarmRecord.kind.in_(MAILED), AlarmRecord.mailed.is_(None),
+                                      AlarmRecord.acked_by.is_(None))
+    oldest = query.order_by(AlarmRecord.id).limit(1).with_for_update(skip_locked=True)
+    return db.execute(oldest).scalar_one_or_none()
+
+
 def unmailed(db: Session) -> list[AlarmRecord]:
     query = select(AlarmRecord).where(AlarmRecord.kind.in_(MAILED), AlarmRecord.mailed.is_(None),
                                       AlarmRecord.acked_by.is_(None))

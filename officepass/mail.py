@@ -4,6 +4,7 @@ delays the mail and loses none; each alarm is mailed once."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 import threading
@@ -13,7 +14,7 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
-from officepass.alarms import OFFLINE, unmailed
+from officepass.alarms import OFFLINE, next_unmailed
 from officepass.models import AlarmRecord
 from wire.vocab import Alarm
 
@@ -72,20 +73,28 @@ class SupportMail:
             self._wake.clear()
 
     def send_pending(self) -> bool:
-        """Send every alarm not yet mailed; True when nothing is left (or there was nothing)."""
-        with self._sessions() as db:
-            pending = unmailed(db)
-            if not pending:
-                return True
-            try:
-                with smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
-                    for alarm in pending:
-                        smtp.send_message(compose(alarm, self.sender, self.to, self.base_url))
-                        alarm.mailed = datetime.now(UTC)
-                        db.commit()  # each mail once, even if a later one fails
-                        log.info("support mailed: %s at %s/%s", alarm.kind, alarm.store, alarm.door)
-            except (OSError, smtplib.SMTPException) as exc:
-                log.warning("support mail to %s via %s:%d failed (%s): retrying in %.0f s",
-                            self.to, self.host, self.port, exc, RETRY_SECONDS)
-                return False
-        return True
+        """Send every alarm not yet mailed; True when nothing is left (or there was nothing).
+
+        One alarm at a time, each in its own transaction holding that alarm's row (`FOR UPDATE SKIP
+        LOCKED`): with several instances on one PostgreSQL, each alarm is mailed by one of them, once.
+        """
+        smtp: smtplib.SMTP | None = None
+        try:
+            while True:
+                with self._sessions() as db, db.begin():
+                    alarm = next_unmailed(db)
+                    if alarm is None:
+                        return True
+                    if smtp is None:
+                        smtp = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT_SECONDS)
+                    smtp.send_message(compose(alarm, self.sender, self.to, self.base_url))
+                    alarm.mailed = datetime.now(UTC)  # committed with the row's lock: mailed once
+                    log.info("support mailed: %s at %s/%s", alarm.kind, alarm.store, alarm.door)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("support mail to %s via %s:%d failed (%s): retrying in %.0f s",
+                        self.to, self.host, self.port, exc, RETRY_SECONDS)
+            return False
+        finally:
+            if smtp is not None:
+                with contextlib.suppress(OSError, smtplib.SMTPException):
+                    smtp.quit()

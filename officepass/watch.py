@@ -48,7 +48,9 @@ class OfflineWatch:
         raised = False
         with self._sessions() as db, db.begin():
             now = datetime.now(UTC)
-            for door in db.execute(select(DoorRecord)).scalars():
+            # Each door's row held while it is judged: another instance skips it meanwhile, and sees
+            # the alarm this one raised once it commits (one alarm, one mail, whichever instance).
+            for door in db.execute(select(DoorRecord).with_for_update(skip_locked=True)).scalars():
                 key = (door.store, door.door)
                 if door.online:  # the consumer cleared its alarm when the status came
                     self._offline_since.pop(key, None)
