@@ -130,36 +130,39 @@ def test_the_watch_and_the_mailer_run_as_threads(db: object) -> None:
         sink.stop()
 
 
-def test_two_instances_mail_each_alarm_once(db: object, engine: Engine) -> None:  # noqa: F811
+def test_two_instances_mail_each_alarm_once() -> None:
     """Several service instances on one PostgreSQL: each alarm is mailed by one of them, once.
     (SQLite serves one instance: it has no row locks to share the work by.)"""
     import threading
 
-    if engine.dialect.name != "postgresql":
-        pytest.skip("several instances share a PostgreSQL; SQLite is for one")
+    from officepass.db import engine_for, migrate
+    from tests.pg import postgres_cluster
 
     sink = SmtpSink()
-    with db.begin() as s:  # type: ignore[attr-defined]
-        for door in range(6):
-            raise_alarm(s, "s1", f"d{door}", "unlock_fault", NOW)
-    mailers = [SupportMail(db, "127.0.0.1", sink.port, "officepass@pass.test", "support@pass.test",  # type: ignore[arg-type]
-                           "https://pass.test") for _ in range(2)]
-    start = threading.Barrier(2)
+    with postgres_cluster() as url:
+        migrate(url)
+        db = sessions(engine_for(url))
+        with db.begin() as s:
+            for door in range(6):
+                raise_alarm(s, "s1", f"d{door}", "unlock_fault", NOW)
+        mailers = [SupportMail(db, "127.0.0.1", sink.port, "officepass@pass.test", "support@pass.test",
+                               "https://pass.test") for _ in range(2)]
+        start = threading.Barrier(2)
 
-    def send(mail: SupportMail) -> None:
-        start.wait()
-        mail.send_pending()
+        def send(mail: SupportMail) -> None:
+            start.wait()
+            mail.send_pending()
 
-    rounds = [threading.Thread(target=send, args=(m,)) for m in mailers]
-    try:
-        for r in rounds:
-            r.start()
-        for r in rounds:
-            r.join(30)
-        assert sink.wait(6, 10)
-        subjects = sorted(m["Subject"] for _, m in sink.messages)
-        assert subjects == sorted(f"[officepass] unlock_fault at s1/d{d}" for d in range(6)), "once each"
-        with db() as s:  # type: ignore[operator]
-            assert unmailed(s) == []
-    finally:
-        sink.stop()
+        rounds = [threading.Thread(target=send, args=(m,)) for m in mailers]
+        try:
+            for r in rounds:
+                r.start()
+            for r in rounds:
+                r.join(30)
+            assert sink.wait(6, 10)
+            subjects = sorted(m["Subject"] for _, m in sink.messages)
+            assert subjects == sorted(f"[officepass] unlock_fault at s1/d{d}" for d in range(6)), "once each"
+            with db() as s:
+                assert unmailed(s) == []
+        finally:
+            sink.stop()
