@@ -12,6 +12,7 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -47,7 +48,54 @@ def _events(door: int) -> list[bytes]:
             for seq in range(1, PER_DOOR + 1)]
 
 
-def ingest(url: str, label: str) -> None:
+def _publish_fleet(port: int, started: list[float]) -> mqtt.Client:
+    """10 doors x 10,000 events, interleaved as a fleet publishes, QoS 1."""
+    publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.max_inflight_messages_set(1000)
+    publisher.max_queued_messages_set(0)
+    publisher.connect("127.0.0.1", port)
+    publisher.loop_start()
+    batches = [_events(d) for d in range(DOORS)]
+    started.append(time.monotonic())
+    for seq in range(PER_DOOR):
+        sent = [publisher.publish(TOPICS.events(f"s{door}", "main"), batches[door][seq], qos=1)
+                for door in range(DOORS)]
+        if seq % 50 == 49:  # keep paho's outgoing queue short
+            sent[-1].wait_for_publish(60)
+    return publisher
+
+
+def bare_subscriber_rate() -> float:
+    """The baseline: a bare paho subscriber (QoS 1, the shared subscription the service uses),
+    counting what it receives from the same broker and the same publishing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp))
+        got = [0]
+        done = threading.Event()
+        total = DOORS * PER_DOOR
+
+        def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            got[0] += 1
+            if got[0] >= total:
+                done.set()
+
+        bare = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        bare.on_message = on_message
+        bare.connect("127.0.0.1", broker.port)
+        bare.subscribe(TOPICS.all_events_shared(), qos=1)
+        bare.loop_start()
+        time.sleep(0.5)  # the subscription is in before the first publish (nothing to wait on here)
+        started: list[float] = []
+        publisher = _publish_fleet(broker.port, started)
+        done.wait(600)
+        took = time.monotonic() - started[0]
+        publisher.loop_stop()
+        bare.loop_stop()
+        broker.stop()
+        return got[0] / took
+
+
+def ingest(url: str, label: str, baseline: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         broker = Broker(Path(tmp))
         migrate(url)
@@ -56,29 +104,20 @@ def ingest(url: str, label: str) -> None:
         consumer = FleetConsumer(db, connection, DEFAULT_PREFIX)
         consumer.start()
         connection.start()
-        publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        publisher.max_inflight_messages_set(1000)
-        publisher.max_queued_messages_set(0)
-        publisher.connect("127.0.0.1", broker.port)
-        publisher.loop_start()
-        batches = [_events(d) for d in range(DOORS)]
-        started = time.monotonic()
-        for seq in range(PER_DOOR):  # the doors interleaved, as a fleet publishes
-            sent = [publisher.publish(TOPICS.events(f"s{door}", "main"), batches[door][seq],
-                                      qos=1) for door in range(DOORS)]
-            if seq % 50 == 49:  # keep paho's outgoing queue short
-                sent[-1].wait_for_publish(60)
+        started: list[float] = []
+        publisher = _publish_fleet(broker.port, started)
 
         def stored() -> int:
             with db() as s:
                 return int(s.execute(select(func.count()).select_from(EventRecord)).scalar_one())
 
         total = DOORS * PER_DOOR
-        while stored() < total and time.monotonic() - started < 900:
+        while stored() < total and time.monotonic() - started[0] < 900:
             time.sleep(0.5)
-        took = time.monotonic() - started
-        print(f"{'events ingested, ' + label:<44}{stored() / took:>8,.0f} /s   ({stored():,} of {total:,} "
-              f"in {took:.1f} s)")
+        took = time.monotonic() - started[0]
+        rate = stored() / took
+        print(f"{'events stored, ' + label:<44}{rate:>8,.0f} /s   ({stored():,} of {total:,} in {took:.1f} s;"
+              f" {rate / baseline:.0%} of the bare subscriber's {baseline:,.0f} /s)")
         publisher.loop_stop()
         connection.stop()
         consumer.stop()
@@ -174,12 +213,14 @@ def weigh(get: Callable[[str], Any]) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))  # tests.procs: the door the benchmarks press against
+    baseline = bare_subscriber_rate()
+    print(f"{'events received, bare paho subscriber':<44}{baseline:>8,.0f} /s   (same broker, same publishing)")
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
-        ingest(f"sqlite:///{Path(tmp) / 'ingest.db'}", "SQLite file")
+        ingest(f"sqlite:///{Path(tmp) / 'ingest.db'}", "SQLite file", baseline)
     from tests.pg import postgres_cluster
 
     with postgres_cluster() as url:
-        ingest(url, "PostgreSQL")
+        ingest(url, "PostgreSQL", baseline)
     press_latency()
 
 

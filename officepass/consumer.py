@@ -2,8 +2,10 @@
 
 Events come through a shared subscription, so service instances split them; retained state
 (status with its Last Will, seats, sessions) through ordinary subscriptions, since brokers send
-no retained messages to shared ones. paho's thread only queues; one worker thread writes, each
-message in its own transaction, and a bad message is logged and skipped, never fatal.
+no retained messages to shared ones. paho's thread only queues; one worker thread writes them in
+batches (one transaction for up to 200 messages or 20 ms, each message in a savepoint of its own),
+acknowledges each only once its batch committed, and a bad message is logged and skipped, never
+fatal. At most the broker's Receive Maximum of unacknowledged messages ever waits here.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from officepass.alarms import MAILED, OFFLINE, RELAY_WATCHDOG, clear_alarm, raise_alarm, sync_status
@@ -46,6 +49,10 @@ from wire.topics import Kind, Topic, Topics
 from wire.vocab import EventType
 
 log = logging.getLogger("officepass.consumer")
+
+BATCH = 200  # messages written in one transaction at most ...
+BATCH_SECONDS = 0.02  # ... gathered for at most this long after the first
+BUSY_RETRIES = 5
 
 class FleetConsumer:
     """Rides on the instance's connection: subscribes to every door's events (shared) and retained
@@ -84,44 +91,93 @@ class FleetConsumer:
 
     def _work(self) -> None:
         while True:
-            message = self._queue.get()
-            try:
-                if message is None:
-                    return
-                self._write(message.topic, bytes(message.payload))
-                self.connection.ack(message)  # written: the broker may forget it
-            except Exception:
-                # Not acknowledged: the broker sends it again when this consumer reconnects.
-                log.exception("message on %s not stored", getattr(message, "topic", "?"))
-            finally:
+            first = self._queue.get()
+            if first is None:
                 self._queue.task_done()
+                return
+            batch = [first]
+            stopping = False
+            # More of what is already waiting, up to BATCH messages or BATCH_SECONDS: one
+            # transaction for them all, so the database's commit cost is shared.
+            deadline = time.monotonic() + BATCH_SECONDS
+            while len(batch) < BATCH:
+                left = deadline - time.monotonic()
+                try:
+                    message = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if message is None:
+                    stopping = True
+                    self._queue.task_done()
+                    break
+                batch.append(message)
+            try:
+                self._write_batch_retrying(batch)
+            except Exception:
+                # Not acknowledged: the broker sends them again when this consumer reconnects.
+                log.exception("a batch of %d messages was not stored", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if stopping:
+                return
 
-    def _write(self, topic: str, payload: bytes) -> None:
+    def _write_batch_retrying(self, batch: list[mqtt.MQTTMessage]) -> None:
+        """A writer elsewhere (a page's disable, the mailer; on SQLite a second writer makes the
+        batch's snapshot stale) can refuse the batch for a moment: it is written again, whole."""
+        for attempt in range(BUSY_RETRIES):
+            try:
+                self._write_batch(batch)
+                return
+            except OperationalError as exc:
+                if attempt == BUSY_RETRIES - 1 or "locked" not in str(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # back off: the other writer finishes its commit
+
+    def _write_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
+        """Write the batch in one transaction, each message in a savepoint of its own (a bad one is
+        dropped alone); acknowledge every message only once the transaction committed."""
+        raised: list[AlarmRecord | None] = []
+        stored: Counter[str] = Counter()
+        now = datetime.now(UTC)
+        with self._sessions() as db, db.begin():
+            for message in batch:
+                kind = self._write(db, message.topic, bytes(message.payload), now, raised)
+                if kind is not None:
+                    stored[kind] += 1
+        for message in batch:
+            self.connection.ack(message)  # written: the broker may forget it
+        self.stored.update(stored)
+        if any(r is not None and r.kind in MAILED for r in raised):
+            self._on_alarm()
+
+    def _write(self, db: Session, topic: str, payload: bytes, now: datetime,
+               raised: list[AlarmRecord | None]) -> str | None:
+        """One message into the batch's transaction; the kind stored, or None when it was dropped."""
         parsed = self.topics.parse(topic)
         if parsed is None:
-            return
-        now = datetime.now(UTC)
+            return None
         try:
             message = _read(parsed, payload)
         except (WireError, BadMessage) as exc:
             log.warning("ignored a message on %s: %s", topic, exc)
-            return
+            return None
         if message is _NOT_OURS:
-            return
-        raised: list[AlarmRecord | None] = []
+            return None
+        alarms: list[AlarmRecord | None] = []
         try:
-            with self._sessions() as db, db.begin():
+            with db.begin_nested():
                 match message:
                     case DoorEvent() as event:
                         if record_event(db, event) and event.type is EventType.RELAY_WATCHDOG:
-                            raised += [raise_alarm(db, event.store, event.door, RELAY_WATCHDOG, now,
+                            alarms += [raise_alarm(db, event.store, event.door, RELAY_WATCHDOG, now,
                                                    instant=True)]
                     case DoorStatus() | DoorOffline() as status:
                         assert parsed.store is not None and parsed.door is not None
                         record_status(db, parsed.store, parsed.door, status, now)
                         if isinstance(status, DoorStatus):
                             clear_alarm(db, parsed.store, parsed.door, OFFLINE, now)
-                            raised += sync_status(db, parsed.store, parsed.door, list(status.alarms), now)
+                            alarms += sync_status(db, parsed.store, parsed.door, list(status.alarms), now)
                     case Seats() as seats:
                         record_seats(db, seats, now)
                     case _SessionMessage(store, member, session):
@@ -135,10 +191,9 @@ class FleetConsumer:
                                         result.last)
         except BadMessage as exc:
             log.warning("ignored a message on %s: %s", topic, exc)
-            return
-        self.stored[parsed.kind] += 1
-        if any(r is not None and r.kind in MAILED for r in raised):
-            self._on_alarm()
+            return None
+        raised += alarms
+        return str(parsed.kind)
 
 
 @dataclass(frozen=True)

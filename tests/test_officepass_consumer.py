@@ -17,6 +17,7 @@ from officepass.fleet import gaps
 from officepass.models import DoorRecord, EventRecord
 from tests.closed_broker import ClosedBroker, identities_for
 from tests.helpers import config_doc, toml_text
+from tests.pg import postgres_cluster
 from tests.procs import BoardProcess, DoorProcess
 from tests.rig import wait_for
 from wire.rules import DEFAULT_PREFIX
@@ -24,7 +25,9 @@ from wire.rules import DEFAULT_PREFIX
 
 def test_two_instances_store_every_event_once_and_see_the_door_go(tmp_path: Path) -> None:
     closed = ClosedBroker(tmp_path, identities_for({"shinjuku-3": ["main"]}, instances=("a", "b")))
-    url = f"sqlite:///{tmp_path / 'officepass.db'}"
+    # Several instances share a PostgreSQL (SQLite serves one).
+    cluster = postgres_cluster()
+    url = cluster.__enter__()
     migrate(url)
     db = sessions(engine_for(url))
     connections = [ServiceConnection(a.host, a.port, a.credentials)
@@ -72,3 +75,4 @@ def test_two_instances_store_every_event_once_and_see_the_door_go(tmp_path: Path
             connection.stop()
             consumer.stop()
         closed.stop()
+        cluster.__exit__(None, None, None)
