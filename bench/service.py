@@ -214,7 +214,7 @@ def weigh(get: Callable[[str], Any]) -> None:
 def main() -> None:
     sys.path.insert(0, str(ROOT))  # tests.procs: the door the benchmarks press against
     baseline = bare_subscriber_rate()
-    print(f"{'events received, bare paho subscriber':<44}{baseline:>8,.0f} /s   (same broker, same publishing)")
+    print(f"{'events received, bare paho subscriber':<44}{baseline:>8,.0f} /s   (same broker and load)")
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         ingest(f"sqlite:///{Path(tmp) / 'ingest.db'}", "SQLite file", baseline)
     from tests.pg import postgres_cluster
