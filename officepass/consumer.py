@@ -27,7 +27,7 @@ from officepass.alarms import MAILED, OFFLINE, RELAY_WATCHDOG, clear_alarm, rais
 from officepass.connection import ServiceConnection
 from officepass.fleet import (
     BadMessage,
-    record_event,
+    record_events,
     record_lost,
     record_seats,
     record_session,
@@ -140,11 +140,16 @@ class FleetConsumer:
         raised: list[AlarmRecord | None] = []
         stored: Counter[str] = Counter()
         now = datetime.now(UTC)
+        events: list[DoorEvent] = []
         with self._sessions() as db, db.begin():
             for message in batch:
-                kind = self._write(db, message.topic, bytes(message.payload), now, raised)
+                kind = self._write(db, message.topic, bytes(message.payload), now, raised, events)
                 if kind is not None:
                     stored[kind] += 1
+            # The batch's events together: a few queries for all of them (fleet.record_events).
+            for event in record_events(db, events):
+                if event.type is EventType.RELAY_WATCHDOG:
+                    raised.append(raise_alarm(db, event.store, event.door, RELAY_WATCHDOG, now, instant=True))
         for message in batch:
             self.connection.ack(message)  # written: the broker may forget it
         self.stored.update(stored)
@@ -152,8 +157,9 @@ class FleetConsumer:
             self._on_alarm()
 
     def _write(self, db: Session, topic: str, payload: bytes, now: datetime,
-               raised: list[AlarmRecord | None]) -> str | None:
-        """One message into the batch's transaction; the kind stored, or None when it was dropped."""
+               raised: list[AlarmRecord | None], events: list[DoorEvent]) -> str | None:
+        """One message into the batch's transaction (an event: into `events`, stored with the
+        batch's others); the kind taken, or None when it was dropped."""
         parsed = self.topics.parse(topic)
         if parsed is None:
             return None
@@ -169,9 +175,7 @@ class FleetConsumer:
             with db.begin_nested():
                 match message:
                     case DoorEvent() as event:
-                        if record_event(db, event) and event.type is EventType.RELAY_WATCHDOG:
-                            alarms += [raise_alarm(db, event.store, event.door, RELAY_WATCHDOG, now,
-                                                   instant=True)]
+                        events.append(event)
                     case DoorStatus() | DoorOffline() as status:
                         assert parsed.store is not None and parsed.door is not None
                         record_status(db, parsed.store, parsed.door, status, now)

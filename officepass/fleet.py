@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from officepass.models import DoorRecord, EventRecord, LiveSession, SeqGap, SeqLost, SeqRange, StoreSeats
@@ -52,6 +52,46 @@ def record_event(db: Session, event: DoorEvent) -> bool:
     db.add(EventRecord(id=event.id, **key, seq=seq, type=event.type, member=event.member,
                        ts=parse_rfc3339(event.ts), body=event.to_dict()))
     return True
+
+
+def record_events(db: Session, events: list[DoorEvent]) -> list[DoorEvent]:
+    """Store a batch of (validated) events; the ones newly stored (redeliveries and repeats are
+    left out). The same bookkeeping as `record_event`, one event after another, with a few queries
+    for the whole batch instead of several per event: the ids already stored, each door's range,
+    the seqs it already holds; the new rows in one insert."""
+    if not events:
+        return []
+    known = set(db.execute(select(EventRecord.id).where(EventRecord.id.in_({e.id for e in events})))
+                .scalars())
+    by_numbering: dict[tuple[str, str, str], list[DoorEvent]] = {}
+    for event in events:
+        if event.id not in known:
+            known.add(event.id)  # a redelivery inside the batch is stored once too
+            by_numbering.setdefault((event.store, event.door, event.epoch), []).append(event)
+    fresh: list[DoorEvent] = []
+    for (store, door, epoch), batch in by_numbering.items():
+        key = {"store": store, "door": door, "epoch": epoch}
+        span = db.execute(select(SeqRange).filter_by(**key).with_for_update()).scalar_one_or_none()
+        taken = set(db.execute(select(EventRecord.seq).filter_by(**key)
+                               .where(EventRecord.seq.in_({e.seq for e in batch}))).scalars())
+        for event in batch:
+            if event.seq in taken:
+                log.warning("event %s repeats seq %d of %s/%s (epoch %s) under another id: kept the first",
+                            event.id, event.seq, store, door, epoch)
+                continue
+            taken.add(event.seq)
+            if span is None:
+                span = SeqRange(**key, low=event.seq, high=event.seq)
+                db.add(span)
+            else:
+                _fill(db, key, span, event.seq)
+            fresh.append(event)
+    if fresh:
+        db.execute(insert(EventRecord), [
+            {"id": e.id, "store": e.store, "door": e.door, "epoch": e.epoch, "seq": e.seq,
+             "type": e.type.value, "member": e.member, "ts": parse_rfc3339(e.ts), "body": e.to_dict()}
+            for e in fresh])
+    return fresh
 
 
 def _fill(db: Session, key: dict[str, str], span: SeqRange, seq: int) -> None:

@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from officepass.db import engine_for, migrate, sessions
-from officepass.fleet import BadMessage, gaps, record_event, record_seats, record_session, record_status
+from officepass.fleet import (
+    BadMessage,
+    gaps,
+    record_event,
+    record_events,
+    record_seats,
+    record_session,
+    record_status,
+)
 from officepass.models import Base, DoorRecord, EventRecord, LiveSession, StoreSeats
 from tests.pg import postgres_cluster
 from wire.payloads import DoorEvent, DoorOffline, Seats, SessionInfo, WireError, status_from_dict
@@ -123,6 +131,25 @@ def test_any_shuffle_or_duplication_gives_the_same_state(engine: Engine, stream:
     for body in arrivals:
         with sessions(engine).begin() as db:
             record_event(db, body)
+    ids, main_gaps, back_gaps = stored(engine)
+    assert ids == {e.id for e in events}
+    assert main_gaps == expected_gaps(main_seqs, "e1")
+    assert back_gaps == expected_gaps(back_seqs, "e2")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(STREAMS, st.integers(1, 40))
+def test_in_batches_the_same_state_as_one_by_one(engine: Engine, stream: Any, batch_size: int) -> None:
+    """The consumer writes batches (fleet.record_events): the same events stored, the same gaps."""
+    main_seqs, back_seqs, seed = stream
+    events = [event(s) for s in main_seqs] + [event(s, door="back", epoch="e2") for s in back_seqs]
+    rng = random.Random(seed)
+    arrivals = events + rng.sample(events, k=len(events) // 2)
+    rng.shuffle(arrivals)
+    _clear(engine)
+    for start in range(0, len(arrivals), batch_size):
+        with sessions(engine).begin() as db:
+            record_events(db, arrivals[start:start + batch_size])
     ids, main_gaps, back_gaps = stored(engine)
     assert ids == {e.id for e in events}
     assert main_gaps == expected_gaps(main_seqs, "e1")
