@@ -170,12 +170,13 @@ class FleetConsumer:
             return None
         if message is _NOT_OURS:
             return None
+        if isinstance(message, DoorEvent):  # stored with the batch's other events, no savepoint needed
+            events.append(message)
+            return str(parsed.kind)
         alarms: list[AlarmRecord | None] = []
         try:
             with db.begin_nested():
                 match message:
-                    case DoorEvent() as event:
-                        events.append(event)
                     case DoorStatus() | DoorOffline() as status:
                         assert parsed.store is not None and parsed.door is not None
                         record_status(db, parsed.store, parsed.door, status, now)
