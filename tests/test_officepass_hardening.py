@@ -234,3 +234,31 @@ def test_guesses_at_once_or_from_claimed_addresses_do_not_pass_the_login_limit(s
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_the_services_broker_keys_are_checked_and_named_like_the_doors(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    secret = tmp_path / "broker.password"
+    secret.write_text("pw\n")
+    secret.chmod(0o644)
+    settings = tmp_path / "officepass.toml"
+    settings.write_text(f'[service]\nbase_url = "http://x"\ndatabase = "sqlite:///{tmp_path / "s.db"}"\n'
+                        f'keys = "{tmp_path / "keys"}"\nsecret_file = "{tmp_path / "session.key"}"\n'
+                        f'[mqtt]\nhost = "127.0.0.1"\nca_file = "{tmp_path / "no-ca.pem"}"\n'
+                        f'username = "door/s1/main"\npassword_file = "{secret}"\n'
+                        'topic_prefix = "officepass/v1/"\n')
+    served = subprocess.run([sys.executable, "-m", "officepass.cli", "serve", "--config", str(settings)],
+                            capture_output=True, text=True, timeout=60)
+    assert served.returncode == 2 and "Traceback" not in served.stderr
+    for named in ("mqtt.username: 'door/s1/main' is not a service identity", "mqtt.password_file:",
+                  "readable by others", "mqtt.topic_prefix: ends with /"):
+        assert named in served.stderr, (named, served.stderr)
+    secret.chmod(0o600)
+    fixed = settings.read_text().replace("door/s1/main", "svc/a").replace("officepass/v1/", "officepass/v1")
+    settings.write_text(fixed)
+    served = subprocess.run([sys.executable, "-m", "officepass.cli", "serve", "--config", str(settings)],
+                            capture_output=True, text=True, timeout=60)
+    assert served.returncode == 2
+    assert f"mqtt.ca_file: file {tmp_path / 'no-ca.pem'} does not exist" in served.stderr, served.stderr
