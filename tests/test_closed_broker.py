@@ -24,7 +24,7 @@ from officepass.models import DoorRecord, LiveSession, StoreSeats
 from tests.closed_broker import WATCHER, ClosedBroker, identities_for
 from tests.procs import door_trusting_service
 from tests.rig import wait_for
-from tests.test_officepass_web import DOOR, STORE, Site, running_site
+from tests.test_officepass_web import DOOR, STORE, Site, running_site, stored
 from wire.acl import door_username
 from wire.codes import parse_code
 from wire.payloads import CommandReply
@@ -234,11 +234,3 @@ def test_a_second_controller_is_refused_and_shown(site: Site, tmp_path: Path) ->
     finally:
         door.stop()
         board.close()
-
-
-def stored(site: Site, model: Any, key: Any) -> Any:
-    with site.db() as s:  # type: ignore[operator]
-        row = s.get(model, key)
-        if row is not None:
-            s.expunge(row)
-        return row

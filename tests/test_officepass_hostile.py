@@ -13,7 +13,7 @@ from typing import Any
 
 from officepass.models import DoorRecord, EventRecord, LiveSession, StoreSeats
 from tests.rig import wait_for
-from tests.test_officepass_web import DOOR, STORE, Site, running_site
+from tests.test_officepass_web import DOOR, STORE, Site, running_site, stored
 from wire.acl import door_username
 from wire.topics import Topics
 
@@ -70,7 +70,7 @@ def test_hostile_payloads_are_dropped_and_every_page_answers(tmp_path: Path) -> 
 
 def _publish_and_check(site: Site) -> None:
     # The real door's seats first, so the store list has something valid to show beside the rest.
-    assert wait_for(lambda: _stored(site, StoreSeats, STORE) is not None, 15)
+    assert wait_for(lambda: stored(site, StoreSeats, STORE) is not None, 15)
     rng = random.Random(20261201)
     hostile = [
         (TOPICS.seats(ANNEX), json.dumps({**VALID["seats"], "symbol": "?"}).encode()),  # unknown symbol
@@ -92,9 +92,9 @@ def _publish_and_check(site: Site) -> None:
         client.disconnect()
     assert all(not a.is_failure for a in acks), "the ACL let the controller publish on its own topics"
 
-    seats = _stored(site, StoreSeats, ANNEX)
+    seats = stored(site, StoreSeats, ANNEX)
     assert seats is None or seats.value is not None, "what is stored is a valid seats payload"
-    session = _stored(site, LiveSession, (ANNEX, "m-9"))
+    session = stored(site, LiveSession, (ANNEX, "m-9"))
     assert session is None or session.value is not None
     with site.db() as s:  # type: ignore[operator]
         stored_events = [e.body for e in s.query(EventRecord).filter_by(store=ANNEX)]
@@ -112,14 +112,6 @@ def _publish_and_check(site: Site) -> None:
 
 
 def _status_ts(site: Site) -> str | None:
-    record = _stored(site, DoorRecord, (ANNEX, SIDE))
+    record = stored(site, DoorRecord, (ANNEX, SIDE))
     status = record.last_status if record is not None else None
     return status.ts if status is not None else None
-
-
-def _stored(site: Site, model: Any, key: Any) -> Any:
-    with site.db() as s:  # type: ignore[operator]
-        row = s.get(model, key)
-        if row is not None:
-            s.expunge(row)
-        return row

@@ -150,6 +150,14 @@ def running_site(tmp_path: Path, database: str, extra_stores: dict[str, list[str
         closed.stop()
 
 
+def stored(site: Site, model: Any, key: Any) -> Any:
+    with site.db() as s:  # type: ignore[operator]
+        row = s.get(model, key)
+        if row is not None:
+            s.expunge(row)
+        return row
+
+
 def test_the_guide_end_to_end(site: Site) -> None:
     first = site.client.get(f"/s/{STORE}/{DOOR}", follow_redirects=False)
     assert first.status_code == 303 and first.headers["location"].startswith("/login")

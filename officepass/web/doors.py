@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from officepass.models import LiveSession, StoreRecord, StoreSeats
+from officepass.models import LiveSession, Member, StoreRecord, StoreSeats
 from officepass.web.guard import DB, AttemptLimit, CurrentMember, check_csrf
 from officepass.web.pages import render
 from officepass.web.words import (
@@ -61,6 +61,17 @@ def _limit_minutes(seats: Seats | None, live: SessionInfo | None) -> int:
     return DEFAULT_SESSION_LIMIT_MINUTES
 
 
+def _over_limit(request: Request, limit: AttemptLimit, user: Member, record: StoreRecord,
+                door: str) -> Response | None:
+    """The guide-style 429 when the member is over `limit` (presses, shown codes); else counts one."""
+    if limit.blocked(user.id):
+        context = {"user": user, "store": record, "door": door, "ok": False,
+                   "shown": ServiceReason.TOO_MANY_PRESSES}
+        return render(request, "result.html", {**context, "message": TOO_MANY_PRESSES}, 429)
+    limit.count(user.id)
+    return None
+
+
 def _presence(pc: str) -> str | None:
     """A presence code from the door's QR (§9), passed on as it came; anything else is dropped."""
     return pc if PRESENCE_RE.fullmatch(pc) else None
@@ -89,12 +100,9 @@ def press(request: Request, store: str, door: str, act: Annotated[str, Form()], 
         chosen = Act(act)
     except ValueError:
         raise HTTPException(400, f"unknown button {act!r}") from None
-    limit: AttemptLimit = request.app.state.press_limit
-    if limit.blocked(user.id):
-        context = {"user": user, "store": record, "door": door, "ok": False,
-                   "shown": ServiceReason.TOO_MANY_PRESSES}
-        return render(request, "result.html", {**context, "message": TOO_MANY_PRESSES}, 429)
-    limit.count(user.id)
+    refused = _over_limit(request, request.app.state.press_limit, user, record, door)
+    if refused is not None:
+        return refused
     command = request.app.state.keys.command(user.id, chosen, store, presence=_presence(pc))
     answer = request.app.state.link.send(store, door, command)  # the door's own answer, never a guess
     context = {"user": user, "store": record, "door": door, "act": chosen}
@@ -123,12 +131,9 @@ def my_code(request: Request, store: str, door: str, user: CurrentMember, sessio
     """The member's one-time code for this store's door camera (valid only here, `st`), a new one
     before the old one expires; limited per member like presses."""
     record = _store(session, store, door)
-    limit: AttemptLimit = request.app.state.code_limit
-    if limit.blocked(user.id):
-        context = {"user": user, "store": record, "door": door, "ok": False,
-                   "shown": ServiceReason.TOO_MANY_PRESSES}
-        return render(request, "result.html", {**context, "message": TOO_MANY_PRESSES}, 429)
-    limit.count(user.id)
+    refused = _over_limit(request, request.app.state.code_limit, user, record, door)
+    if refused is not None:
+        return refused
     text = request.app.state.keys.member_code(user.id, stores=[store])
     png = io.BytesIO()
     segno.make_qr(text, error="m").save(png, kind="png", scale=6, border=4)
