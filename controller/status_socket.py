@@ -147,7 +147,9 @@ def query(path: Path, timeout: float = 5.0) -> dict[str, Any]:
     for _ in range(BUSY_RETRIES):
         try:
             reply = _query_once(path, timeout)
-        except BlockingIOError:  # the listen backlog is full: a crowd of clients at this moment
+        except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+            # The listen backlog is full, or the server said busy and closed before our request went
+            # out: a crowd of clients at this moment. Ask again.
             reply = {"error": BUSY}
         if reply.get("error") != BUSY:
             return reply
