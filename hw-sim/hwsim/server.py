@@ -111,12 +111,12 @@ class RemoteLink:
             self._watch = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._watch.connect(self.client.path)
             self._watch.sendall(b'{"op": "watch"}\n')
-            threading.Thread(target=self._pump, name="hwsim-watch", daemon=True).start()
+            stream = self._watch.makefile("rb")
+            stream.readline()  # the {"ok": true}: the board watches for us from here on
+            threading.Thread(target=self._pump, args=(stream,), name="hwsim-watch", daemon=True).start()
 
-    def _pump(self) -> None:
-        assert self._watch is not None
-        with self._watch.makefile("rb") as stream:
-            stream.readline()  # the {"ok": true} that opens the stream
+    def _pump(self, stream: Any) -> None:
+        with stream:
             for line in stream:
                 try:
                     change = json.loads(line)
@@ -217,9 +217,11 @@ class BoardServer:
             except OSError:
                 gone.set()
 
+        # Subscribed before the stream says it is open: a change right after the watcher hears "ok" is
+        # never lost.
+        self.board.subscribe(push)
         stream.write(b'{"ok": true}\n')
         stream.flush()
-        self.board.subscribe(push)
         try:
             # The watcher never sends again; a read returning means it hung up.
             while not gone.is_set() and stream.readline():
