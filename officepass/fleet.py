@@ -36,29 +36,13 @@ def parse_ts(value: Any) -> datetime:
 
 def record_event(db: Session, event: DoorEvent) -> bool:
     """Store one (validated) event; False when it was stored before (a redelivery)."""
-    if db.get(EventRecord, event.id) is not None:
-        return False
-    key = {"store": event.store, "door": event.door, "epoch": event.epoch}
-    seq = event.seq
-    span = db.execute(select(SeqRange).filter_by(**key).with_for_update()).scalar_one_or_none()
-    if span is None:
-        db.add(SeqRange(**key, low=seq, high=seq))
-    elif db.execute(select(EventRecord.id).filter_by(**key, seq=seq)).first() is not None:
-        log.warning("event %s repeats seq %d of %s/%s (epoch %s) under another id: kept the first",
-                    event.id, seq, event.store, event.door, event.epoch)
-        return False
-    else:
-        _fill(db, key, span, seq)
-    db.add(EventRecord(id=event.id, **key, seq=seq, type=event.type, member=event.member,
-                       ts=parse_rfc3339(event.ts), body=event.to_dict()))
-    return True
+    return bool(record_events(db, [event]))
 
 
 def record_events(db: Session, events: list[DoorEvent]) -> list[DoorEvent]:
     """Store a batch of (validated) events; the ones newly stored (redeliveries and repeats are
-    left out). The same bookkeeping as `record_event`, one event after another, with a few queries
-    for the whole batch instead of several per event: the ids already stored, each door's range,
-    the seqs it already holds; the new rows in one insert."""
+    left out), one event after another as they came, with a few queries for the whole batch: the
+    ids already stored, each door's range, the seqs it already holds; the new rows in one insert."""
     if not events:
         return []
     known = set(db.execute(select(EventRecord.id).where(EventRecord.id.in_({e.id for e in events})))
