@@ -197,6 +197,82 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_new(args: argparse.Namespace) -> int:
+    from officepass.tokens import TokenProblem, new_token
+
+    try:
+        with _db(args.db).begin() as db:
+            made = new_token(db, args.name, args.scope, created_by=f"cli:{getpass.getuser()}")
+    except TokenProblem as exc:
+        print(f"officepass token new: {exc}", file=sys.stderr)
+        return 2
+    print(f"# token {made.record.id} ({made.record.scope}) for {made.record.name!r}: "
+          "shown once, keep it secret")
+    print(made.token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from officepass.tokens import tokens
+
+    with _db(args.db)() as db:
+        for record in tokens(db):
+            state = f"revoked {record.revoked:%Y-%m-%d %H:%M}" if record.revoked else "live"
+            used = f"used {record.last_used:%Y-%m-%d %H:%M}" if record.last_used else "never used"
+            print(f"{record.id}  {record.scope:<8} {state:<24} {used:<22} {record.name}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from officepass.tokens import TokenProblem, revoke_token
+
+    try:
+        with _db(args.db).begin() as db:
+            revoke_token(db, args.token_id)
+    except TokenProblem as exc:
+        print(f"officepass token revoke: {exc}", file=sys.stderr)
+        return 2
+    print(f"token {args.token_id} revoked: it opens nothing from now on")
+    return 0
+
+
+def cmd_webhook_add(args: argparse.Namespace) -> int:
+    from officepass.webhooks import WebhookProblem, add_webhook
+
+    try:
+        with _db(args.db).begin() as db:
+            hook = add_webhook(db, args.url, args.types)
+    except WebhookProblem as exc:
+        print(f"officepass webhook add: {exc}", file=sys.stderr)
+        return 2
+    print(f"# webhook {hook.id}: {hook.url} gets {', '.join(hook.types['types'])} from now on")
+    print("# its signing secret, shown once (Standard Webhooks: the key is the base64 after whsec_):")
+    print(hook.secret)
+    return 0
+
+
+def cmd_webhook_list(args: argparse.Namespace) -> int:
+    from officepass.webhooks import webhooks
+
+    with _db(args.db)() as db:
+        for hook in webhooks(db):
+            print(f"{hook.id}  {hook.url}  {','.join(hook.types['types'])}")
+    return 0
+
+
+def cmd_webhook_remove(args: argparse.Namespace) -> int:
+    from officepass.webhooks import WebhookProblem, remove_webhook
+
+    try:
+        with _db(args.db).begin() as db:
+            remove_webhook(db, args.webhook_id)
+    except WebhookProblem as exc:
+        print(f"officepass webhook remove: {exc}", file=sys.stderr)
+        return 2
+    print(f"webhook {args.webhook_id} removed: nothing more is sent to it")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from officepass.db import migrate
 
@@ -253,6 +329,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the directory to write (mosquitto.conf, acl, passwords)")
     p.set_defaults(func=cmd_broker_config)
 
+    token = sub.add_parser("token", help="API tokens (contract §10)").add_subparsers(dest="token_command",
+                                                                                   required=True)
+    p = token.add_parser("new", help="make an API token (shown once)")
+    p.add_argument("name", help="what it is for (a platform, a warehouse)")
+    p.add_argument("--scope", required=True, choices=["read", "members"],
+                   help="read: events, doors, stores; members: add, disable and enable members")
+    p.set_defaults(func=cmd_token_new)
+    p = token.add_parser("list", help="the tokens, live and revoked")
+    p.set_defaults(func=cmd_token_list)
+    p = token.add_parser("revoke", help="revoke a token: it opens nothing from now on")
+    p.add_argument("token_id", help="its id (the part after opt_, as token list shows)")
+    p.set_defaults(func=cmd_token_revoke)
+    webhook = sub.add_parser("webhook", help="webhooks (contract §10)").add_subparsers(dest="webhook_command",
+                                                                                      required=True)
+    p = webhook.add_parser("add", help="send the stored events of some types to a URL (secret shown once)")
+    p.add_argument("url")
+    p.add_argument("--types", required=True, help="event types, comma-separated: check_in,checkout,...")
+    p.set_defaults(func=cmd_webhook_add)
+    p = webhook.add_parser("list", help="the webhooks")
+    p.set_defaults(func=cmd_webhook_list)
+    p = webhook.add_parser("remove", help="stop sending to a webhook")
+    p.add_argument("webhook_id", type=int)
+    p.set_defaults(func=cmd_webhook_remove)
+    for name in ("token", "webhook"):
+        for command in (token if name == "token" else webhook).choices.values():
+            command.add_argument("--db", help="a SQLite file, or an SQLAlchemy URL (default: --config's)")
+            command.add_argument("--config", help="the service's TOML file (officepass serve's)")
+
     store = sub.add_parser("store", help="stores").add_subparsers(dest="store_command", required=True)
     p = store.add_parser("add", help="add a store and its doors")
     p.add_argument("store")
@@ -291,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = " ".join(a for a in (args.command, *(getattr(args, k, None) for k in
                                                    ("keys_command", "db_command", "member_command",
-                                                    "store_command", "ca_command"))) if a)
+                                                    "store_command", "ca_command", "token_command",
+                                                    "webhook_command"))) if a)
     problem = _resolve(args)
     if problem is not None:
         print(f"officepass {command}: {problem}", file=sys.stderr)

@@ -8,13 +8,22 @@ the order and however often events arrive, the stored state is the same.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from officepass.models import DoorRecord, EventRecord, LiveSession, SeqGap, SeqLost, SeqRange, StoreSeats
+from officepass.models import (
+    DoorRecord,
+    EventRecord,
+    FeedCounter,
+    LiveSession,
+    SeqGap,
+    SeqLost,
+    SeqRange,
+    StoreSeats,
+)
 from wire.payloads import DoorEvent, DoorStatus, ReplayResult, Seats, SessionInfo, StatusMessage
 from wire.rules import parse_rfc3339
 
@@ -45,6 +54,10 @@ def record_events(db: Session, events: list[DoorEvent]) -> list[DoorEvent]:
     ids already stored, each door's range, the seqs it already holds; the new rows in one insert."""
     if not events:
         return []
+    # The feed's counter first: its row lock orders every storing transaction (of any instance)
+    # before it touches a door's range, so positions become visible in order and the locks are
+    # always taken in the same order (no deadlock between instances).
+    counter = db.execute(select(FeedCounter).where(FeedCounter.id == 1).with_for_update()).scalar_one()
     known = set(db.execute(select(EventRecord.id).where(EventRecord.id.in_({e.id for e in events})))
                 .scalars())
     by_numbering: dict[tuple[str, str, str], list[DoorEvent]] = {}
@@ -71,10 +84,13 @@ def record_events(db: Session, events: list[DoorEvent]) -> list[DoorEvent]:
                 _fill(db, key, span, event.seq)
             fresh.append(event)
     if fresh:
+        start, received = counter.position, datetime.now(UTC)
+        counter.position = start + len(fresh)
         db.execute(insert(EventRecord), [
             {"id": e.id, "store": e.store, "door": e.door, "epoch": e.epoch, "seq": e.seq,
-             "type": e.type.value, "member": e.member, "ts": parse_rfc3339(e.ts), "body": e.to_dict()}
-            for e in fresh])
+             "type": e.type.value, "member": e.member, "ts": parse_rfc3339(e.ts), "body": e.to_dict(),
+             "position": start + offset, "received": received}
+            for offset, e in enumerate(fresh, start=1)])
     return fresh
 
 

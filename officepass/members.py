@@ -25,16 +25,31 @@ class MemberProblem(ValueError):
     """Why a member or store cannot be made or changed."""
 
 
-def add_member(db: Session, member_id: str, name: str, password: str, role: str = "member") -> Member:
+# The hash of a member who logs in elsewhere (a membership platform that made them through the API):
+# no password verifies against it (argon2 refuses it as a hash), so this app's login never opens.
+NO_PASSWORD = "!elsewhere"
+MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte of password is only work for the server
+
+
+class MemberExists(MemberProblem):
+    """The id is taken."""
+
+
+def add_member(db: Session, member_id: str, name: str, password: str | None, role: str = "member") -> Member:
+    """A new member; `password` None for one who logs in elsewhere (the API's members without one)."""
     if not MEMBER_RE.fullmatch(member_id):
         raise MemberProblem(f"member id {member_id!r} must be 1-64 characters of A-Za-z0-9._-")
     if role not in ROLES:
         raise MemberProblem(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < 8:
-        raise MemberProblem("the password must be at least 8 characters")
+    if password is not None and not 8 <= len(password) <= MAX_PASSWORD:
+        raise MemberProblem(f"the password must be 8 to {MAX_PASSWORD} characters")
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise MemberProblem("the name must be 1-200 characters")
     if db.get(Member, member_id) is not None:
-        raise MemberProblem(f"member {member_id!r} exists already")
-    member = Member(id=member_id, name=name, password_hash=_hasher.hash(password), role=role, disabled=False,
+        raise MemberExists(f"member {member_id!r} exists already")
+    password_hash = NO_PASSWORD if password is None else _hasher.hash(password)
+    member = Member(id=member_id, name=name, password_hash=password_hash, role=role, disabled=False,
                     created=datetime.now(UTC))
     db.add(member)
     return member
@@ -61,6 +76,19 @@ def disable_member(db: Session, member_id: str) -> Revocation:
         raise MemberProblem(f"no member {member_id!r}")
     member.disabled = True
     end_web_sessions(db, member_id)
+    return _new_list(db)
+
+
+def enable_member(db: Session, member_id: str) -> Revocation:
+    """Enable a disabled member again: a newer list without them (doors honour the newest)."""
+    member = db.get(Member, member_id)
+    if member is None:
+        raise MemberProblem(f"no member {member_id!r}")
+    member.disabled = False
+    return _new_list(db)
+
+
+def _new_list(db: Session) -> Revocation:
     db.flush()
     # The newest version first, then who is disabled: any disable committed before that version was
     # read is then in the list too, so the list with the highest version never misses one (a disable
@@ -73,14 +101,23 @@ def disable_member(db: Session, member_id: str) -> Revocation:
 
 
 def disable_committed(sessions: Callable[[], Session], member_id: str, attempts: int = 8) -> Revocation:
-    """Disable a member in a transaction of its own, the list's version taken inside it. Two disables
+    return changed_committed(sessions, disable_member, member_id, attempts)
+
+
+def enable_committed(sessions: Callable[[], Session], member_id: str, attempts: int = 8) -> Revocation:
+    return changed_committed(sessions, enable_member, member_id, attempts)
+
+
+def changed_committed(sessions: Callable[[], Session], change: Callable[[Session, str], Revocation],
+                      member_id: str, attempts: int = 8) -> Revocation:
+    """Disable or enable a member in a transaction of its own, the list's version taken inside it. Two changes
     at once (PostgreSQL, two instances) both read the same newest version: the second to commit
     conflicts on the version's key and is tried again, so each gets its own version. The list is
     published after the commit (officepass.revocations)."""
     for attempt in range(attempts):
         try:
             with sessions() as db, db.begin():
-                return disable_member(db, member_id)
+                return change(db, member_id)
         except IntegrityError:
             if attempt == attempts - 1:
                 raise

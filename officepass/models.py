@@ -89,6 +89,22 @@ class EventRecord(Base):
     member: Mapped[str | None] = mapped_column(String(64))
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     body: Mapped[dict[str, Any]]
+    # The API's feed (contract §10): the order the service stored events in, without holes, in
+    # commit order across instances (taken from FeedCounter inside the storing transaction), and
+    # when. The cursor of `GET /api/v1/events` and of every webhook is a position.
+    position: Mapped[int] = mapped_column(Integer, unique=True)
+    received: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeedCounter(Base):
+    """The last feed position given out (one row). Storing events updates it first thing in the
+    transaction, so its row lock orders the writers: positions become visible in order, and a reader
+    that sees a position sees every lower one."""
+
+    __tablename__ = "feed_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    position: Mapped[int] = mapped_column(Integer)
 
 
 class SeqGap(Base):
@@ -214,3 +230,54 @@ class WebSession(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApiToken(Base):
+    """An integrator's API token (contract §10): only its SHA-256 is kept (the token is 256 random
+    bits, so a slow hash would add nothing); shown once, revocable."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the token's public part
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(16))  # read | members
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Webhook(Base):
+    """A URL that receives the stored events of some types (contract §10), signed with its secret
+    (kept: the service signs with it). `position`: the feed position handed to deliveries so far."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text)
+    types: Mapped[dict[str, Any]]  # {"types": [...]}
+    secret: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    removed: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebhookDelivery(Base):
+    """One event owed to one webhook, until a 2xx answer (or 24 h of retries). `due` is when it is next
+    tried; a sender leases it by moving `due` ahead before it posts, so instances share the work."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("webhook", "event", name="deliveries_once"),
+                      Index("deliveries_due", "done", "due"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[bool] = mapped_column(default=False)
+    delivered: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    gave_up: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

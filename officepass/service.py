@@ -1,6 +1,7 @@
 """One service instance, composed: its broker connection (one identity), the fleet consumer, the door
-link, the revocation publisher, support mail, the offline watch and the web app. `officepass serve`
-runs exactly this, and so do the tests and benches: there is one way the parts are put together.
+link, the revocation publisher, support mail, the offline watch, the webhook sender and the web app
+(with the API). `officepass serve` runs exactly this, and so do the tests and benches: there is one
+way the parts are put together.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from officepass.revocations import POLL_SECONDS, REPUBLISH_SECONDS, RevocationPu
 from officepass.settings import Support
 from officepass.watch import OfflineWatch
 from officepass.web.app import create_app
+from officepass.webhooks import WebhookSender
 from wire.credentials import MqttCredentials
 from wire.rules import DEFAULT_PREFIX
 
@@ -53,6 +55,7 @@ class Service:
             republish_seconds, poll_seconds)
         self.watch = OfflineWatch(db, offline_alarm_seconds, on_alarm)
         self.repair = GapRepair(db, self.link.ask_replay, self.connection.connected)
+        self.webhooks = WebhookSender(db)
         self.app: FastAPI = create_app(db, keys, self.link, secret, secure_cookie=secure_cookie,
                                        revocations=self.revocations, contact=support)
 
@@ -66,9 +69,11 @@ class Service:
         subscribed = self.connection.start(timeout)
         self.revocations.start()
         self.repair.start()
+        self.webhooks.start()
         return subscribed
 
     def stop(self) -> None:
+        self.webhooks.stop()
         self.repair.stop()
         self.revocations.stop()
         self.connection.stop()

@@ -49,7 +49,8 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def _clear(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
+            if table.name != "feed_counter":  # its one row is the schema's, as the migration made it
+                conn.execute(table.delete())
 
 
 def event(seq: int, *, door: str = "main", epoch: str = "e1", type_: str = "unlock") -> DoorEvent:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
+from officepass.api import app as api
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
 from officepass.revocations import RevocationPublisher
@@ -73,6 +74,7 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     for module in (auth, language, stores, doors, console, operate, live):
         app.include_router(module.router)
+    api.install(app)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
