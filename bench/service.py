@@ -9,6 +9,7 @@ real `doorctl run --sim`); the bytes and requests of the member screens.
 from __future__ import annotations
 
 import re
+import socket
 import statistics
 import sys
 import tempfile
@@ -211,6 +212,139 @@ def weigh(get: Callable[[str], Any]) -> None:
               f"{len(responses)} request(s)")
 
 
+def _open_stream(port: int, cookie: str) -> socket.socket:
+    """A member's store list as a phone keeps it open: its event stream, the first snapshot read."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(f"GET /live/seats HTTP/1.1\r\nHost: bench\r\nCookie: {cookie}\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
+    got = b""
+    while b"event: seats" not in got:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit(f"a stream closed before its first snapshot: {got[:200]!r}")
+        got += chunk
+    sock.setblocking(False)
+    return sock
+
+
+def _page_times(port: int, cookie: str, n: int) -> list[float]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        connection.request("GET", "/", headers={"Cookie": cookie})
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"the store list answered {answer.status}")
+        samples.append((time.perf_counter() - started) * 1000)
+    connection.close()
+    return samples
+
+
+def open_streams(streams: int = 1000, pages: int = 300) -> None:
+    """Page time (the store list, p50/p99) with no stream open, then with `streams` open live
+    streams while the fleet's seats change ten times a second (every stream is told each change),
+    against one instance in a process of its own (SQLite, a real broker)."""
+    import json
+    import os
+    import selectors
+    import subprocess
+    import urllib.parse
+    import urllib.request
+
+    from hwsim.broker import free_port
+    from officepass.members import add_member, add_store
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        broker = Broker(tmp)
+        url = f"sqlite:///{tmp / 'o.db'}"
+        migrate(url)
+        with sessions(engine_for(url)).begin() as s:
+            add_member(s, "m-1", "Bench", "bench password")
+            for store in range(20):
+                add_store(s, f"s{store}", f"Store {store}", ["main"])
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "bench.serve_site", url, str(broker.port), str(port),
+                                   str(tmp / "keys")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(200):
+                try:
+                    urllib.request.urlopen(f"{base}/login", timeout=2).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            jar = urllib.request.HTTPCookieProcessor()
+            opener = urllib.request.build_opener(jar)
+            login_page = opener.open(f"{base}/login").read().decode()
+            token = re.search(r'name="csrf" value="([^"]+)"', login_page)
+            assert token
+            form = urllib.parse.urlencode({"member": "m-1", "password": "bench password",
+                                           "csrf": token.group(1), "next": "/"}).encode()
+            opener.open(f"{base}/login", data=form).read()
+            cookie = "; ".join(f"{c.name}={c.value}" for c in jar.cookiejar)
+            _page_times(port, cookie, 30)  # warm
+            quiet = _page_times(port, cookie, pages)
+            publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+            publisher.connect("127.0.0.1", broker.port)
+            publisher.loop_start()
+            opened_at = time.perf_counter()
+            socks = [_open_stream(port, cookie) for _ in range(streams)]
+            opening = time.perf_counter() - opened_at
+            selector = selectors.DefaultSelector()
+            for sock in socks:
+                selector.register(sock, selectors.EVENT_READ)
+            stop = threading.Event()
+            updates = [0]
+
+            def drain() -> None:  # read what the streams are sent, as the phones would
+                while not stop.is_set():
+                    for key, _ in selector.select(0.2):
+                        try:
+                            if key.fileobj.recv(65536):  # type: ignore[union-attr]
+                                updates[0] += 1
+                        except BlockingIOError:
+                            pass
+
+            def change_seats() -> None:  # a busy fleet: one store's seats change every 100 ms
+                n = 0
+                while not stop.wait(0.1):
+                    n += 1
+                    occupied = n % 3
+                    body = {"store": f"s{n % 20}", "capacity": 2, "occupied": occupied,
+                            "available": 2 - occupied, "symbol": "○△×"[occupied],
+                            "ts": "2027-01-15T08:00:00.000Z"}
+                    publisher.publish(TOPICS.seats(f"s{n % 20}"), json.dumps(body), qos=1, retain=True)
+
+            workers = [threading.Thread(target=drain, daemon=True),
+                       threading.Thread(target=change_seats, daemon=True)]
+            for worker in workers:
+                worker.start()
+            time.sleep(2)  # the changes are flowing to every stream
+            busy = _page_times(port, cookie, pages)
+            stop.set()
+            for worker in workers:
+                worker.join(5)
+            publisher.loop_stop()
+            for sock in socks:
+                sock.close()
+            label = "store list page, no stream open"
+            print(f"{label:<44}p50 {statistics.median(quiet):.1f}  p99 {percentile(quiet, 99):.1f} ms  "
+                  f"(n={pages})")
+            label = f"store list page, {streams:,} live streams open"
+            print(f"{label:<44}p50 {statistics.median(busy):.1f}  p99 {percentile(busy, 99):.1f} ms  "
+                  f"(n={pages}; seats changing 10/s, {updates[0]:,} stream updates read; "
+                  f"{streams:,} opened in {opening:.1f} s)")
+        finally:
+            server.terminate()
+            server.wait(10)
+            broker.stop()
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT))  # tests.procs: the door the benchmarks press against
     baseline = bare_subscriber_rate()
@@ -222,6 +356,7 @@ def main() -> None:
     with postgres_cluster() as url:
         ingest(url, "PostgreSQL", baseline)
     press_latency()
+    open_streams()
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from officepass.fleet import (
     record_status,
 )
 from officepass.models import AlarmRecord
+from officepass.notifier import Change
 from wire.payloads import (
     DoorEvent,
     DoorOffline,
@@ -53,6 +54,14 @@ log = logging.getLogger("officepass.consumer")
 BATCH = 200  # messages written in one transaction at most ...
 BATCH_SECONDS = 0.02  # ... gathered for at most this long after the first
 BUSY_RETRIES = 5
+# What a stored message of each kind changes on the pages.
+CHANGES: dict[str, tuple[Change, ...]] = {
+    Kind.EVENTS.value: (Change.CONSOLE,),
+    Kind.STATUS.value: (Change.DOORS, Change.CONSOLE),
+    Kind.SEATS.value: (Change.SEATS, Change.CONSOLE),
+    Kind.SESSION.value: (Change.CONSOLE,),
+    Kind.REPLAY_RESULT.value: (Change.CONSOLE,),
+}
 
 class FleetConsumer:
     """Rides on the instance's connection: subscribes to every door's events (shared) and retained
@@ -60,9 +69,11 @@ class FleetConsumer:
     is stored (the broker sends it again otherwise)."""
 
     def __init__(self, sessions: Callable[[], Session], connection: ServiceConnection, prefix: str,
-                 on_alarm: Callable[[], None] = lambda: None) -> None:
+                 on_alarm: Callable[[], None] = lambda: None,
+                 on_change: Callable[[set[Change]], None] = lambda changes: None) -> None:
         self._sessions = sessions
         self._on_alarm = on_alarm  # an alarm support must hear of was raised (the mailer wakes)
+        self._on_change = on_change  # what the batch changed, once committed (the live pages)
         self.topics = Topics(prefix)
         self.connection = connection
         self.stored: Counter[str] = Counter()  # messages written, by kind (events, status, ...)
@@ -153,6 +164,7 @@ class FleetConsumer:
         for message in batch:
             self.connection.ack(message)  # written: the broker may forget it
         self.stored.update(stored)
+        self._on_change({change for kind in stored for change in CHANGES.get(kind, ())})
         if any(r is not None and r.kind in MAILED for r in raised):
             self._on_alarm()
 

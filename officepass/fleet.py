@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from officepass.models import (
@@ -54,10 +54,12 @@ def record_events(db: Session, events: list[DoorEvent]) -> list[DoorEvent]:
     ids already stored, each door's range, the seqs it already holds; the new rows in one insert."""
     if not events:
         return []
-    # The feed's counter first: its row lock orders every storing transaction (of any instance)
-    # before it touches a door's range, so positions become visible in order and the locks are
-    # always taken in the same order (no deadlock between instances).
-    counter = db.execute(select(FeedCounter).where(FeedCounter.id == 1).with_for_update()).scalar_one()
+    # The feed's counter first, by writing it: its row lock (PostgreSQL) or the write lock (SQLite,
+    # whose Python driver begins a transaction only at a write) orders every storing transaction of
+    # any instance before it reads anything, so positions become visible in order, what it reads
+    # next cannot go stale, and the locks are always taken in the same order (no deadlock).
+    db.execute(update(FeedCounter).where(FeedCounter.id == 1).values(position=FeedCounter.position))
+    start = db.execute(select(FeedCounter.position).where(FeedCounter.id == 1)).scalar_one()
     known = set(db.execute(select(EventRecord.id).where(EventRecord.id.in_({e.id for e in events})))
                 .scalars())
     by_numbering: dict[tuple[str, str, str], list[DoorEvent]] = {}
@@ -84,8 +86,8 @@ def record_events(db: Session, events: list[DoorEvent]) -> list[DoorEvent]:
                 _fill(db, key, span, event.seq)
             fresh.append(event)
     if fresh:
-        start, received = counter.position, datetime.now(UTC)
-        counter.position = start + len(fresh)
+        received = datetime.now(UTC)
+        db.execute(update(FeedCounter).where(FeedCounter.id == 1).values(position=start + len(fresh)))
         db.execute(insert(EventRecord), [
             {"id": e.id, "store": e.store, "door": e.door, "epoch": e.epoch, "seq": e.seq,
              "type": e.type.value, "member": e.member, "ts": parse_rfc3339(e.ts), "body": e.to_dict(),

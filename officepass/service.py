@@ -16,6 +16,7 @@ from officepass.consumer import FleetConsumer
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
 from officepass.mail import SupportMail
+from officepass.notifier import Change, FleetNotifier
 from officepass.repair import GapRepair
 from officepass.revocations import POLL_SECONDS, REPUBLISH_SECONDS, RevocationPublisher
 from officepass.settings import Support
@@ -48,22 +49,27 @@ class Service:
         self.mail = (SupportMail(db, support.smtp_host, support.smtp_port, support.sender, support.email,
                                  base_url) if support is not None else None)
         on_alarm = self.mail.nudge if self.mail is not None else (lambda: None)
-        self.consumer = FleetConsumer(db, self.connection, broker.prefix, on_alarm=on_alarm)
+        # The live pages of this instance, and through PostgreSQL's NOTIFY those of the others.
+        self.notifier = FleetNotifier(db.kw.get("bind"))
+        self.consumer = FleetConsumer(db, self.connection, broker.prefix, on_alarm=on_alarm,
+                                      on_change=self.notifier.changed)
         self.link = DoorLink(self.connection, broker.prefix)
         self.revocations = RevocationPublisher(
             db, lambda version, ids: self.link.publish_revocation(keys.revocation(version, ids)),
             republish_seconds, poll_seconds)
-        self.watch = OfflineWatch(db, offline_alarm_seconds, on_alarm)
+        self.watch = OfflineWatch(db, offline_alarm_seconds, on_alarm,
+                                  on_raised=lambda: self.notifier.changed({Change.DOORS, Change.CONSOLE}))
         self.repair = GapRepair(db, self.link.ask_replay, self.connection.connected)
         self.webhooks = WebhookSender(db)
         self.app: FastAPI = create_app(db, keys, self.link, secret, secure_cookie=secure_cookie,
-                                       revocations=self.revocations, contact=support)
+                                       revocations=self.revocations, notifier=self.notifier, contact=support)
 
     def start(self, timeout: float = 10.0) -> bool:
         """Everything running; True once the broker took the subscriptions within `timeout` (the
         connection keeps trying either way)."""
         if self.mail is not None:
             self.mail.start()
+        self.notifier.start()
         self.consumer.start()
         self.watch.start()
         subscribed = self.connection.start(timeout)
@@ -79,5 +85,6 @@ class Service:
         self.connection.stop()
         self.watch.stop()
         self.consumer.stop()
+        self.notifier.stop()
         if self.mail is not None:
             self.mail.stop()

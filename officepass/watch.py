@@ -24,8 +24,10 @@ LOOK_SECONDS = 1.0
 
 class OfflineWatch:
     def __init__(self, sessions: Callable[[], Session], after_seconds: float,
-                 on_alarm: Callable[[], None] = lambda: None) -> None:
+                 on_alarm: Callable[[], None] = lambda: None,
+                 on_raised: Callable[[], None] = lambda: None) -> None:
         self._sessions, self.after_seconds, self._on_alarm = sessions, after_seconds, on_alarm
+        self._on_raised = on_raised  # any alarm raised, once committed (the live pages)
         self._offline_since: dict[tuple[str, str], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="offline-watch", daemon=True)
@@ -45,7 +47,7 @@ class OfflineWatch:
                 log.exception("offline watch round failed")
 
     def look(self, mono: float) -> None:
-        raised = False
+        raised = any_raised = False
         with self._sessions() as db, db.begin():
             now = datetime.now(UTC)
             # Each door's row held while it is judged: another instance skips it meanwhile, and sees
@@ -59,7 +61,10 @@ class OfflineWatch:
                 if mono - since >= self.after_seconds:
                     record = raise_alarm(db, door.store, door.door, OFFLINE, now)
                     if record is not None:
+                        any_raised = True
                         log.warning("door %s/%s offline for %.0f s", door.store, door.door, mono - since)
                         raised = raised or record.kind in MAILED
+        if any_raised:
+            self._on_raised()
         if raised:
             self._on_alarm()

@@ -322,3 +322,46 @@ def test_webhooks_arrive_signed_at_least_once_retried_across_a_restart(
         assert body["type"] == "unlock" and body["store"] == STORE and body["cursor"] and body["received"]
         code, listing = cli("webhook", "list", "--db", database)
         assert hook.url in listing and hook.secret not in listing
+
+
+@SQLITE_ONLY
+def test_an_operator_makes_and_revokes_tokens_and_webhooks_in_the_console(
+        tmp_path: Path, database: str) -> None:  # noqa: F811
+    import re
+
+    with running_site(tmp_path, database) as site:
+        site.as_member("m-1", "correct horse")
+        assert site.client.get("/console/integrations", follow_redirects=False).status_code in (303, 403)
+        site.as_member("op", "operator pass")
+        page = "/console/integrations"
+        assert 'href="/console/integrations"' in site.client.get("/console").text
+        no_csrf = site.client.post(f"{page}/tokens", data={"name": "x", "scope": "read"})
+        assert no_csrf.status_code == 403, "forms carry their CSRF token"
+        made = site.client.post(f"{page}/tokens", data={"name": "warehouse", "scope": "read",
+                                                        "csrf": site.csrf(page)})
+        assert made.status_code == 200 and "not shown again" in made.text
+        found = re.search(r"data-secret>(opt_[^<]+)<", made.text)
+        assert found
+        token = found.group(1)
+        assert site.client.get("/api/v1/doors", headers=bearer(token)).status_code == 200
+        listing = site.client.get(page).text
+        assert "warehouse" in listing and token not in listing, "shown once"
+        token_id = token.split("_")[1]
+        assert site.post(f"{page}/tokens/{token_id}/revoke", {}, page=page) == 303
+        assert site.client.get("/api/v1/doors", headers=bearer(token)).status_code == 401
+        assert site.client.post(f"{page}/tokens", data={"name": " ", "scope": "read",
+                                                        "csrf": site.csrf(page)}).status_code == 400
+        hook = site.client.post(f"{page}/webhooks", data={"url": "https://platform.test/hooks",
+                                                          "types": ["check_in", "checkout"],
+                                                          "csrf": site.csrf(page)})
+        assert hook.status_code == 200
+        secret = re.search(r"data-secret>(whsec_[^<]+)<", hook.text)
+        assert secret and secret.group(1) not in site.client.get(page).text
+        assert "check_in, checkout" in site.client.get(page).text
+        bad = site.client.post(f"{page}/webhooks", data={"url": "javascript:alert(1)", "types": ["check_in"],
+                                                         "csrf": site.csrf(page)})
+        assert bad.status_code == 400
+        hook_id = re.search(r'data-webhook="(\d+)"', site.client.get(page).text)
+        assert hook_id
+        assert site.post(f"{page}/webhooks/{hook_id.group(1)}/remove", {}, page=page) == 303
+        assert "platform.test" not in site.client.get(page).text

@@ -21,6 +21,7 @@ from officepass.members import (
     enable_committed,
 )
 from officepass.models import Member
+from officepass.notifier import Change
 
 router = APIRouter(prefix="/members", tags=["members"])
 MemberId = Annotated[str, Path(pattern=MEMBER_PATTERN)]
@@ -34,7 +35,7 @@ def _out(member: Member) -> MemberOut:
 
 @router.post("", status_code=201, response_model=MemberOut,
              responses={**AUTH_ERRORS, 409: {"model": ErrorBody, "description": "the id is taken"}})
-def create(body: MemberIn, db: DB, _token: MembersToken) -> JSONResponse:
+def create(request: Request, body: MemberIn, db: DB, _token: MembersToken) -> JSONResponse:
     try:
         member = add_member(db, body.id, body.name, body.password)
     except MemberExists as exc:
@@ -42,6 +43,7 @@ def create(body: MemberIn, db: DB, _token: MembersToken) -> JSONResponse:
     except MemberProblem as exc:
         raise ApiError(422, str(exc)) from None
     db.commit()
+    request.app.state.notifier.changed({Change.CONSOLE})
     return JSONResponse(_out(member).model_dump(), status_code=201,
                         headers={"Location": f"/api/v1/members/{member.id}"})
 
@@ -64,6 +66,7 @@ def disable(request: Request, member_id: MemberId, db: DB, _token: MembersToken)
     db.rollback()
     disable_committed(request.app.state.sessions, member_id)
     request.app.state.revocations.nudge()
+    request.app.state.notifier.changed({Change.CONSOLE})
     return _out(_member(db, member_id))
 
 
@@ -75,4 +78,5 @@ def enable(request: Request, member_id: MemberId, db: DB, _token: MembersToken) 
     db.rollback()
     enable_committed(request.app.state.sessions, member_id)
     request.app.state.revocations.nudge()
+    request.app.state.notifier.changed({Change.CONSOLE})
     return _out(_member(db, member_id))

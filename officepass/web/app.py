@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from officepass.api import app as api
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
+from officepass.notifier import FleetNotifier
 from officepass.revocations import RevocationPublisher
 from officepass.settings import Support
-from officepass.web import auth, console, doors, language, live, operate, stores
+from officepass.web import auth, console, doors, integrations, language, live, operate, stores
 from officepass.web.guard import AttemptLimit, LoginRequired
 from officepass.web.live import Snapshots
 
@@ -39,12 +40,37 @@ PRESSES_PER_MINUTE = 20
 CODES_PER_MINUTE = 20  # the page refreshes every 45 s: 20 a minute is far more than a member needs
 
 
+class SecurityHeaders:
+    """Adds the headers every answer carries (those it does not set itself). Plain ASGI: an event
+    stream's every message passes straight through (a BaseHTTPMiddleware would copy each through a
+    memory stream of its own, which a thousand open streams feel)."""
+
+    def __init__(self, app: ASGIApp, headers: dict[str, str]) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  *((k, v) for k, v in self.headers if k not in present)]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, secret: str, *,
-               secure_cookie: bool, revocations: RevocationPublisher,
+               secure_cookie: bool, revocations: RevocationPublisher, notifier: FleetNotifier,
                contact: Support | None = None) -> FastAPI:
     app = FastAPI(title="officepass", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions, app.state.keys, app.state.link = sessions, keys, link
     app.state.revocations = revocations
+    app.state.notifier = notifier  # what changed: the live pages wait for it
     app.state.contact = contact  # the office's mail and the support number the trouble screen names
     app.state.snapshots = Snapshots(sessions)
     app.state.login_limit = AttemptLimit(attempts=5, window=60.0)  # failed logins per client address
@@ -63,16 +89,11 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     if secure_cookie:  # served over https: browsers remember to ask for https only
         secure_headers["Strict-Transport-Security"] = "max-age=31536000"
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for name, value in secure_headers.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders, headers=secure_headers)
 
     # Our own scripts and the vendored QR decoder: served from the package, nothing from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
-    for module in (auth, language, stores, doors, console, operate, live):
+    for module in (auth, language, stores, doors, console, integrations, operate, live):
         app.include_router(module.router)
     api.install(app)
 

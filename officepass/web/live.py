@@ -1,5 +1,6 @@
 """Live updates by server-sent events: pages change as the doors publish, without a reload. Each
-stream reads what the fleet consumer stored and sends a snapshot whenever it differs from the last.
+stream waits for the instance's notifier (officepass.notifier) to say its topic changed, then sends
+the snapshot of what was stored when it differs from the last one sent.
 
 - `/live/seats`: every store's vacancy symbol (the member's store list).
 - `/live/door/{store}/{door}`: that door's standing alarms (a member's page after a press: an
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -31,35 +31,39 @@ from officepass.models import (
     StoreRecord,
     StoreSeats,
 )
+from officepass.notifier import Change, FleetNotifier
 from officepass.web.guard import StreamMember, StreamOperator
 from officepass.web.words import VACANCY
 
 router = APIRouter()
-POLL_SECONDS = 1.0  # how often a stream looks at the database for a change
 KEEPALIVE_SECONDS = 15.0
+# After a change, a page waits this long before it reads: a burst of messages (a fleet back from an
+# outage) is one read and one update, not hundreds.
+SETTLE_SECONDS = 0.25
 
 
 class Snapshots:
-    """One read of the database per snapshot kind and POLL_SECONDS, however many pages watch it:
-    every open stream of a kind shares the newest snapshot. No stream holds a database session while
-    it waits; a read takes one from the pool for its query only."""
+    """One read of the database per snapshot and change, however many pages watch it: every open
+    stream of a kind shares the newest snapshot, read again only once the notifier says its topic
+    changed. No stream holds a database session while it waits; a read takes one from the pool for
+    its query only."""
 
     def __init__(self, sessions: Callable[[], Session]) -> None:
         self._sessions = sessions
-        self._taken: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._taken: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
 
-    async def get(self, key: tuple[Any, ...], read: Callable[[Session], Any]) -> Any:
+    async def get(self, key: tuple[Any, ...], version: int, read: Callable[[Session], Any]) -> Any:
         taken = self._taken.get(key)
-        if taken is not None and time.monotonic() - taken[0] < POLL_SECONDS:
+        if taken is not None and taken[0] == version:
             return taken[1]
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             taken = self._taken.get(key)  # another stream may have read it meanwhile
-            if taken is not None and time.monotonic() - taken[0] < POLL_SECONDS:
+            if taken is not None and taken[0] == version:
                 return taken[1]
             value = await asyncio.to_thread(self._read, read)
-            self._taken[key] = (time.monotonic(), value)
+            self._taken[key] = (version, value)
             return value
 
     def _read(self, read: Callable[[Session], Any]) -> Any:
@@ -67,24 +71,25 @@ class Snapshots:
             return read(session)
 
 
-def stream(request: Request, name: str, key: tuple[Any, ...],
+def stream(request: Request, name: str, change: Change, key: tuple[Any, ...],
            read: Callable[[Session], Any]) -> StreamingResponse:
-    """An event stream that sends `read`'s JSON snapshot as event `name` whenever it changes."""
+    """An event stream that sends `read`'s JSON snapshot as event `name` now and whenever the
+    notifier says `change` happened and the snapshot differs from the last one sent."""
     snapshots: Snapshots = request.app.state.snapshots
+    notifier: FleetNotifier = request.app.state.notifier
 
     async def events() -> AsyncIterator[str]:
         sent: Any = None
-        quiet = 0.0
         while not await request.is_disconnected():
-            now = await snapshots.get(key, read)
+            version = notifier.version(change)
+            now = await snapshots.get(key, version, read)
             if now != sent:
-                sent, quiet = now, 0.0
+                sent = now
                 yield f"event: {name}\ndata: {json.dumps(now, ensure_ascii=False)}\n\n"
-            elif quiet >= KEEPALIVE_SECONDS:
-                quiet = 0.0
+            if await notifier.wait(change, version, KEEPALIVE_SECONDS):
+                await asyncio.sleep(SETTLE_SECONDS)
+            else:
                 yield ": keepalive\n\n"
-            await asyncio.sleep(POLL_SECONDS)
-            quiet += POLL_SECONDS
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -122,7 +127,7 @@ def _console_digest(session: Session) -> str:
 
 @router.get("/live/seats")
 async def seats_stream(request: Request, user: StreamMember) -> StreamingResponse:
-    return stream(request, "seats", ("seats",), _seats)
+    return stream(request, "seats", Change.SEATS, ("seats",), _seats)
 
 
 @router.get("/live/door/{store}/{door}")
@@ -132,10 +137,10 @@ async def door_stream(request: Request, store: str, door: str, user: StreamMembe
         record = session.get(StoreRecord, store)
         if record is None or door not in record.doors.get("names", []):
             raise HTTPException(404, "no such door")
-    return stream(request, "alarms", ("alarms", store, door),
+    return stream(request, "alarms", Change.DOORS, ("alarms", store, door),
                   lambda session: door_alarms(session, store, door))
 
 
 @router.get("/live/console")
 async def console_stream(request: Request, user: StreamOperator) -> StreamingResponse:
-    return stream(request, "console", ("console",), _console_digest)
+    return stream(request, "console", Change.CONSOLE, ("console",), _console_digest)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from officepass.alarms import acknowledge
 from officepass.members import MemberProblem, add_member, disable_committed
 from officepass.models import DoorRecord, EventRecord, LiveSession, ManualCheckout, StoreRecord
+from officepass.notifier import Change
 from officepass.web.guard import DB, Operator, check_csrf
 from officepass.web.words import ServiceReason
 from wire.vocab import Act, EventType
@@ -23,16 +24,18 @@ log = logging.getLogger("officepass.console")
 router = APIRouter(prefix="/console", dependencies=[Depends(check_csrf)])
 
 
-def _back(anchor: str = "") -> RedirectResponse:
+def _back(request: Request, anchor: str = "") -> RedirectResponse:
+    """Committed: every open console (of every instance) hears of it, and this one goes back."""
+    request.app.state.notifier.changed({Change.CONSOLE})
     return RedirectResponse(f"/console{anchor}", status_code=303)
 
 
 @router.post("/alarms/{alarm_id}/ack")
-def ack_alarm(alarm_id: int, user: Operator, session: DB) -> RedirectResponse:
+def ack_alarm(request: Request, alarm_id: int, user: Operator, session: DB) -> RedirectResponse:
     if not acknowledge(session, alarm_id, user.id, datetime.now(UTC)):
         raise HTTPException(404, f"no alarm {alarm_id} waiting for acknowledgement")
     session.commit()
-    return _back("#alarms")
+    return _back(request, "#alarms")
 
 
 def _session_door(session: DB, record: StoreRecord, member: str) -> str:
@@ -71,18 +74,19 @@ def manual_checkout(request: Request, store: Annotated[str, Form()], member: Ann
     log.info("manual checkout of %s at %s by %s: %s", member, store, user.id, answer)
     if not answer["ok"]:
         raise HTTPException(502, f"the door did not check {member} out: {answer['reason']}")
-    return _back("#sessions")
+    return _back(request, "#sessions")
 
 
 @router.post("/members")
-def new_member(member: Annotated[str, Form()], name: Annotated[str, Form()], password: Annotated[str, Form()],
-               user: Operator, session: DB, role: Annotated[str, Form()] = "member") -> RedirectResponse:
+def new_member(request: Request, member: Annotated[str, Form()], name: Annotated[str, Form()],
+               password: Annotated[str, Form()], user: Operator, session: DB,
+               role: Annotated[str, Form()] = "member") -> RedirectResponse:
     try:
         add_member(session, member.strip(), name.strip() or member.strip(), password, role=role)
         session.commit()
     except MemberProblem as exc:
         raise HTTPException(400, str(exc)) from None
-    return _back("#members")
+    return _back(request, "#members")
 
 
 @router.post("/members/{member_id}/disable")
@@ -94,4 +98,4 @@ def disable(request: Request, member_id: str, user: Operator) -> RedirectRespons
     except MemberProblem as exc:
         raise HTTPException(404, str(exc)) from None
     request.app.state.revocations.nudge()
-    return _back("#members")
+    return _back(request, "#members")
