@@ -1,5 +1,5 @@
 # The two commands the README opens with: `make demo` and `make test`.
-.PHONY: vendor-js setup demo test lint typecheck bench lock pi-check pi-check-arm64 clean
+.PHONY: vendor-js setup demo test test-slow lint typecheck bench lock pi-check pi-check-arm64 clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,7 +13,12 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+# The long tests (SIGKILL series, whole decode sets, the install, a fleet under faults): CI runs
+# them after `make test` (.ci/run).
+test-slow: setup
+	$(PY) -m pytest -q -m slow
 
 lint: setup
 	$(VENV)/bin/ruff check .
