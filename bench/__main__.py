@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["core", "decode", "cloud", "flood", "service", "presence"]
+ALL = ["core", "decode", "cloud", "flood", "service", "presence", "fleet"]
 
 
 def main() -> None:

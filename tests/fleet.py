@@ -52,6 +52,7 @@ class LinkCut:
         self.port = self.listener.getsockname()[1]
         self.open = threading.Event()
         self.open.set()
+        self.restored_at = 0.0
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -97,6 +98,7 @@ class LinkCut:
                 end.close()
 
     def restore(self) -> None:
+        self.restored_at = time.monotonic()
         self.open.set()
 
     def close(self) -> None:
@@ -445,19 +447,21 @@ def build(root: Path, url: str, doors: int, cut_door: int | None = None) -> Flee
 
 
 def wait_healed(fleet: Fleet, timeout: float) -> tuple[float, list[str]]:
-    """Seconds until the service agrees with every door (or the timeout), and what still differs."""
+    """When (monotonic) the service agreed with every door (or the timeout ran out), and what still
+    differs then."""
     started = time.monotonic()
     problems: list[str] = ["not looked yet"]
     while time.monotonic() - started < timeout:
         problems = fleet.differences(fleet.api_events())
         if not problems:
             break
-        time.sleep(2)
-    return time.monotonic() - started, problems
+        time.sleep(1)
+    return time.monotonic(), problems
 
 
-def run_faults(fleet: Fleet, minutes: float, on_step: Callable[[str], None] = print) -> None:
-    """The members' day at every door, and the faults one after another across `minutes`."""
+def run_faults(fleet: Fleet, minutes: float, on_step: Callable[[str], None] = print) -> float:
+    """The members' day at every door, and the faults one after another across `minutes`; when
+    (monotonic) the last fault ended."""
     workers = [threading.Thread(target=fleet.day, args=(door, 2.5), daemon=True) for door in fleet.doors]
     for worker in workers:
         worker.start()
@@ -482,9 +486,11 @@ def run_faults(fleet: Fleet, minutes: float, on_step: Callable[[str], None] = pr
         link = cut.link
         steps.append((0.55, f"door {cut.store}'s link cut for 60 s", link.cut))
     steps.append((0.70, "broker restarted (3 of 3)", fleet.restart_broker))
+    last_fault = begun
     for fraction, what, do in steps:
         at(fraction)
         do()
+        last_fault = time.monotonic()
         on_step(f"{time.monotonic() - begun:6.1f} s  {what}")
         if "link cut" in what and cut is not None and cut.link is not None:
             threading.Thread(target=_restore_later, args=(cut, 60.0, begun, on_step), daemon=True).start()
@@ -495,8 +501,10 @@ def run_faults(fleet: Fleet, minutes: float, on_step: Callable[[str], None] = pr
     if cut is not None and cut.link is not None:
         while not cut.link.open.is_set():
             time.sleep(0.5)
+        last_fault = max(last_fault, cut.link.restored_at)
     on_step(f"{time.monotonic() - begun:6.1f} s  the members' day is over; {sum(fleet.actions.values())} "
             f"actions: {json.dumps(dict(sorted(fleet.actions.items())))}")
+    return last_fault
 
 
 def _restore_later(door: Door, seconds: float, begun: float, on_step: Callable[[str], None]) -> None:
