@@ -83,11 +83,13 @@ class FleetConsumer:
                              self.topics.all_replay_results()):
             connection.subscribe(topic_filter, self._queue.put)
         self._worker = threading.Thread(target=self._work, name="fleet-writer", daemon=True)
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         self._worker.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self._queue.put(None)
         self._worker.join(10)
 
@@ -134,16 +136,25 @@ class FleetConsumer:
                 return
 
     def _write_batch_retrying(self, batch: list[mqtt.MQTTMessage]) -> None:
-        """A writer elsewhere (a page's disable, the mailer; on SQLite a second writer makes the
-        batch's snapshot stale) can refuse the batch for a moment: it is written again, whole."""
-        for attempt in range(BUSY_RETRIES):
+        """The database can refuse the batch for a while: another writer holds it (a page's disable,
+        the mailer; on SQLite one long write), or it is restarting. The batch is written again, whole,
+        with backoff, until it is stored or the consumer stops: its messages are not acknowledged
+        meanwhile, and the broker would send them again only after a reconnect, so giving up here
+        would leave them unstored until then."""
+        attempt = 0
+        while True:
             try:
                 self._write_batch(batch)
                 return
             except OperationalError as exc:
-                if attempt == BUSY_RETRIES - 1 or "locked" not in str(exc):
+                attempt += 1
+                if self._stopping.is_set():
                     raise
-                time.sleep(0.05 * (attempt + 1))  # back off: the other writer finishes its commit
+                wait = min(0.05 * 2 ** min(attempt, 7), 5.0)
+                log_at = log.warning if attempt in (BUSY_RETRIES, 20) or attempt % 100 == 0 else log.debug
+                log_at("the database refused a batch of %d messages (%s); writing it again in %.2f s",
+                       len(batch), str(exc).splitlines()[0], wait)
+                self._stopping.wait(wait)
 
     def _write_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
         """Write the batch in one transaction, each message in a savepoint of its own (a bad one is

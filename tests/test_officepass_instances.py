@@ -62,12 +62,17 @@ def console_stream(client: TestClient) -> Iterator[queue.Queue[str]]:
     stop = threading.Event()
 
     def read() -> None:
-        with client.stream("GET", "/live/console") as answer:
-            for line in answer.iter_lines():
-                if line.startswith("data:"):
-                    lines.put(line)
-                if stop.is_set():
-                    return
+        try:
+            with client.stream("GET", "/live/console") as answer:
+                for line in answer.iter_lines():
+                    if line.startswith("data:"):
+                        lines.put(line)
+                    if stop.is_set():
+                        return
+        except Exception:
+            if not stop.is_set():  # the stream broke while the test still reads it: say so
+                lines.put("broken")
+                raise
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()

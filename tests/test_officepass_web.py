@@ -4,11 +4,13 @@ limit and the operator console. (The browser walks the same guide in test_office
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -495,3 +497,54 @@ def test_the_door_page_says_where_the_member_stands_and_the_trouble_screen_what_
     status, text = site.press("checkout", door="back")
     assert 'data-advice="leaving"' in text and 'data-advice="entering"' not in text
     assert f"tel:{SUPPORT_PHONE}" in text
+
+
+@SQLITE_ONLY
+def test_the_console_pages_a_fleet_and_has_a_page_per_store_and_door(tmp_path: Path, database: str) -> None:
+    """Hundreds of stores: the doors table pages (filters kept in the URL), doors and members are
+    found by search, and each store and door has its own page (status, sessions, alarms, events)."""
+    from officepass.fleet import record_status
+    from wire.payloads import parse_status
+
+    extra = {f"st-{n:03d}": ["main"] for n in range(120)}
+    with running_site(tmp_path, database, extra_stores=extra) as site:
+        status = {"online": True, "lock": "locked", "door": "closed", "alarms": [],
+                  "readers": {"front": "ok"}, "clock_synced": True, "version": "0.1.0",
+                  "ts": "2026-12-01T10:00:00.000Z"}
+        with site.db.begin() as s:  # type: ignore[attr-defined]
+            for store in extra:  # as the consumer stores the doors' retained status
+                record_status(s, store, "main", parse_status(json.dumps(status).encode()), datetime.now(UTC))
+        for n in range(60):  # one by one, as operators add them (each hash takes a moment)
+            with site.db.begin() as s:  # type: ignore[attr-defined]
+                add_member(s, f"x-{n:02d}", f"Extra {n}", "extra password")
+        site.as_member("op", "operator pass")
+        assert wait_for(lambda: f'data-door="{STORE}/{DOOR}"' in site.client.get("/console?door_q=shin").text,
+                        10)
+        first = site.client.get("/console?type=unlock").text
+        assert first.count('data-door="st-') <= 50 and "page 1 of 3" in first
+        following = re.search(r'href="(\?[^"]*doors_page=2)#doors"', first)
+        assert following and "type=unlock" in following.group(1), "the filters stay in the URL"
+        second = site.client.get("/console" + following.group(1).replace("&amp;", "&")).text
+        assert "page 2 of 3" in second and 'data-door="st-000/main"' not in second
+        found = site.client.get("/console?door_q=st-11").text
+        assert sorted(re.findall(r'data-door="(st-\d+)/main"', found)) == [f"st-11{n}" for n in range(10)]
+        members = site.client.get("/console?member_q=Extra 5").text
+        assert re.findall(r'data-member="([^"]+)"', members) == ["x-05"] + [f"x-5{n}" for n in range(10)]
+        assert site.client.get("/console?doors_page=x").status_code == 422
+        assert site.client.get("/console?member_q=" + "m" * 65).status_code == 422
+        # The door's day, and its own pages.
+        site.as_member("m-1", "correct horse")
+        assert site.press("check_in")[0] == 200
+        site.as_member("op", "operator pass")
+        store_page = site.client.get(f"/console/stores/{STORE}")
+        assert store_page.status_code == 200
+        assert wait_for(lambda: 'data-session="m-1"' in site.client.get(f"/console/stores/{STORE}").text, 10)
+        text = site.client.get(f"/console/stores/{STORE}").text
+        assert f'data-door="{STORE}/{DOOR}"' in text and "1F lounge" in text and "Quiet after 20:00" in text
+        assert 'data-event="check_in"' in text
+        door_page = site.client.get(f"/console/doors/{STORE}/{DOOR}").text
+        assert "readers" in door_page and "front: ok" in door_page and 'data-event="check_in"' in door_page
+        assert site.client.get(f"/console/doors/{STORE}/nowhere").status_code == 404
+        assert site.client.get("/console/stores/nowhere").status_code == 404
+        site.as_member("m-2", "second horse")
+        assert site.client.get(f"/console/stores/{STORE}").status_code == 403
