@@ -19,7 +19,7 @@ from officepass.link import DoorLink
 from officepass.notifier import FleetNotifier
 from officepass.revocations import RevocationPublisher
 from officepass.settings import Support
-from officepass.web import auth, console, doors, integrations, language, live, operate, stores
+from officepass.web import auth, charts, console, doors, integrations, language, live, operate, stores
 from officepass.web.guard import AttemptLimit, LoginRequired
 from officepass.web.live import Snapshots
 
@@ -93,7 +93,7 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
 
     # Our own scripts and the vendored QR decoder: served from the package, nothing from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
-    for module in (auth, language, stores, doors, console, integrations, operate, live):
+    for module in (auth, language, stores, doors, console, integrations, charts, operate, live):
         app.include_router(module.router)
     api.install(app)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -106,7 +106,8 @@ def event_filters(request: Request, now: datetime) -> tuple[dict[str, str], Sele
     if since := request.query_params.get("hours", "").strip():
         if not HOURS_RE.fullmatch(since) or not 1 <= int(since) <= MAX_HOURS:
             raise HTTPException(422, f"hours must be a whole number of hours from 1 to {MAX_HOURS}")
-        events = events.where(EventRecord.ts >= now - timedelta(hours=int(since)))
+        # In UTC, as times are stored (SQLite compares the digits and drops the zone).
+        events = events.where(EventRecord.ts >= (now - timedelta(hours=int(since))).astimezone(UTC))
         chosen["hours"] = since
     return chosen, events.order_by(EventRecord.ts.desc(), EventRecord.seq.desc())
 

@@ -1,0 +1,181 @@
+"""How stores are used, from the events the doors sent (the console's charts and their CSVs).
+
+Seats held follow the doors' own events: a `check_in` takes a seat, a `checkout` frees it (the
+member's, an automatic one after an overstay, or a withdrawn check-in whose bolt never moved). Times
+are the service's local time zone, as the console shows them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from officepass.models import EventRecord, StoreSeats
+from wire.vocab import EventType
+
+SEAT_EVENTS = (EventType.CHECK_IN.value, EventType.CHECKOUT.value)
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def local_zone() -> tzinfo:
+    zone = datetime.now().astimezone().tzinfo
+    assert zone is not None
+    return zone
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite gives naive UTC back
+
+
+def _utc(ts: datetime) -> datetime:
+    """A bound for a query on stored times: in UTC, as they are stored (SQLite keeps the digits of
+    a time and drops its zone, so a Tokyo midnight would be compared as a UTC one)."""
+    return ts.astimezone(UTC)
+
+
+def capacity(db: Session, store: str) -> int:
+    record = db.get(StoreSeats, store)
+    value = record.value if record is not None else None
+    return value.capacity if value is not None else 2
+
+
+def held_before(db: Session, store: str, moment: datetime) -> int:
+    """Seats held at `moment`: check-ins before it less checkouts before it (never below zero)."""
+    counts = dict(db.execute(select(EventRecord.type, func.count()).where(
+        EventRecord.store == store, EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < _utc(moment))
+        .group_by(EventRecord.type)).all())
+    return max(0, counts.get(EventType.CHECK_IN.value, 0) - counts.get(EventType.CHECKOUT.value, 0))
+
+
+def _changes(db: Session, store: str, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    rows = db.execute(select(EventRecord.ts, EventRecord.type).where(
+        EventRecord.store == store, EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= _utc(start),
+        EventRecord.ts < _utc(end)).order_by(EventRecord.ts, EventRecord.seq)).all()
+    return [(_aware(ts), 1 if kind == EventType.CHECK_IN.value else -1) for ts, kind in rows]
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """Seats held through one day: (time, seats) at midnight and at every change, as a step."""
+
+    day: date
+    capacity: int
+    steps: list[tuple[datetime, int]]
+
+
+def occupancy(db: Session, store: str, day: date, zone: tzinfo) -> Occupancy:
+    start = datetime.combine(day, time(0), zone)
+    end = start + timedelta(days=1)
+    held = held_before(db, store, start)
+    steps = [(start, held)]
+    for ts, change in _changes(db, store, start, end):
+        held = max(0, held + change)
+        steps.append((ts.astimezone(zone), held))
+    return Occupancy(day, capacity(db, store), steps)
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """Share of the seats held, by weekday and hour, over the weeks up to `end`."""
+
+    weeks: int
+    capacity: int
+    share: list[list[float]]  # [weekday][hour] in 0..1
+
+
+def utilisation(db: Session, store: str, end: date, weeks: int, zone: tzinfo) -> HeatMap:
+    stop = datetime.combine(end + timedelta(days=1), time(0), zone)
+    start = stop - timedelta(weeks=weeks)
+    held = held_before(db, store, start)
+    seat_seconds = [[0.0] * 24 for _ in WEEKDAYS]
+    moment = start
+    for ts, change in [*_changes(db, store, start, stop), (stop, 0)]:
+        _spread(seat_seconds, moment, ts.astimezone(zone), held, zone)
+        held, moment = max(0, held + change), ts.astimezone(zone)
+    seats = capacity(db, store)
+    whole = seats * 3600 * weeks  # seat-seconds in one weekday-hour over the weeks
+    return HeatMap(weeks, seats, [[min(1.0, s / whole) for s in day] for day in seat_seconds])
+
+
+def _spread(buckets: list[list[float]], start: datetime, end: datetime, held: int, zone: tzinfo) -> None:
+    """Add `held` seats over start..end to the weekday/hour buckets it crosses."""
+    if held <= 0 or end <= start:
+        return
+    moment = start.astimezone(zone)
+    while moment < end:
+        next_hour = (moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+        upto = min(end, next_hour)
+        buckets[moment.weekday()][moment.hour] += held * (upto - moment).total_seconds()
+        moment = upto
+
+
+@dataclass(frozen=True)
+class Habits:
+    """Per week (its Monday): checkouts the member did, checkouts the door did after an overstay,
+    overstays."""
+
+    weeks: list[tuple[date, int, int, int]]
+
+
+def habits(db: Session, store: str, end: date, weeks: int, zone: tzinfo) -> Habits:
+    monday = end - timedelta(days=end.weekday())
+    first = monday - timedelta(weeks=weeks - 1)
+    start = datetime.combine(first, time(0), zone)
+    rows = db.execute(select(EventRecord.ts, EventRecord.type, EventRecord.body).where(
+        EventRecord.store == store, EventRecord.ts >= _utc(start),
+        EventRecord.type.in_((EventType.CHECKOUT.value, EventType.OVERSTAY.value)))).all()
+    by_week: dict[date, Counter[str]] = {first + timedelta(weeks=n): Counter() for n in range(weeks)}
+    for ts, kind, body in rows:
+        local = _aware(ts).astimezone(zone).date()
+        week = local - timedelta(days=local.weekday())
+        if week not in by_week:
+            continue
+        if kind == EventType.OVERSTAY.value:
+            by_week[week]["overstay"] += 1
+        elif body.get("withdrawn"):
+            continue  # a check-in the door took back: nobody checked out
+        else:
+            by_week[week]["auto" if body.get("auto") else "member"] += 1
+    return Habits([(week, c["member"], c["auto"], c["overstay"]) for week, c in sorted(by_week.items())])
+
+
+def busiest(db: Session, stores: Sequence[str], end: date, days: int,
+            zone: tzinfo) -> list[tuple[str, float]]:
+    """Each store's seat-hours held over the `days` up to `end`, busiest first (two queries for the
+    whole fleet)."""
+    stop = datetime.combine(end + timedelta(days=1), time(0), zone)
+    start = stop - timedelta(days=days)
+    before: Counter[str] = Counter()
+    for store, kind, n in db.execute(select(EventRecord.store, EventRecord.type, func.count()).where(
+            EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < _utc(start))
+            .group_by(EventRecord.store, EventRecord.type)):
+        before[store] += n if kind == EventType.CHECK_IN.value else -n
+    changes: dict[str, list[tuple[datetime, int]]] = {}
+    for store, ts, kind in db.execute(select(EventRecord.store, EventRecord.ts, EventRecord.type).where(
+            EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= _utc(start), EventRecord.ts < _utc(stop))
+            .order_by(EventRecord.store, EventRecord.ts, EventRecord.seq)):
+        changes.setdefault(store, []).append((_aware(ts), 1 if kind == EventType.CHECK_IN.value else -1))
+    totals = []
+    for store in stores:
+        held, moment, seconds = max(0, before[store]), start, 0.0
+        for ts, change in [*changes.get(store, []), (stop, 0)]:
+            seconds += held * (ts - moment).total_seconds()
+            held, moment = max(0, held + change), ts
+        totals.append((store, seconds / 3600))
+    return sorted(totals, key=lambda t: (-t[1], t[0]))
+
+
+def csv_rows(rows: Iterable[Sequence[object]]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in rows:
+        writer.writerow(row)
+    return out.getvalue()
