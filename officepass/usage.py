@@ -66,17 +66,19 @@ class Occupancy:
     day: date
     capacity: int
     steps: list[tuple[datetime, int]]
+    until: datetime  # the line ends here: the day's end, or now for today
 
 
-def occupancy(db: Session, store: str, day: date, zone: tzinfo) -> Occupancy:
+def occupancy(db: Session, store: str, day: date, zone: tzinfo, now: datetime | None = None) -> Occupancy:
     start = datetime.combine(day, time(0), zone)
     end = start + timedelta(days=1)
+    until = min(end, max(start, now or datetime.now(UTC)))
     held = held_before(db, store, start)
     steps = [(start, held)]
     for ts, change in _changes(db, store, start, end):
         held = max(0, held + change)
         steps.append((ts.astimezone(zone), held))
-    return Occupancy(day, capacity(db, store), steps)
+    return Occupancy(day, capacity(db, store), steps, until)
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,11 @@ class HeatMap:
     share: list[list[float]]  # [weekday][hour] in 0..1
 
 
-def utilisation(db: Session, store: str, end: date, weeks: int, zone: tzinfo) -> HeatMap:
-    stop = datetime.combine(end + timedelta(days=1), time(0), zone)
-    start = stop - timedelta(weeks=weeks)
+def utilisation(db: Session, store: str, end: date, weeks: int, zone: tzinfo,
+                now: datetime | None = None) -> HeatMap:
+    day_end = datetime.combine(end + timedelta(days=1), time(0), zone)
+    start = day_end - timedelta(weeks=weeks)
+    stop = min(day_end, max(start, now or datetime.now(UTC)))  # nothing is held in the future
     held = held_before(db, store, start)
     seat_seconds = [[0.0] * 24 for _ in WEEKDAYS]
     moment = start

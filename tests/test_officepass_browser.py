@@ -173,3 +173,70 @@ def test_the_member_guide_in_a_browser(served: tuple[Site, str], tmp_path: Path)
     for name in ("01-door-page-after-scan", "06-third-member-refused", "10-unlock-fault-trouble",
                  "12-no-answer-trouble-english"):
         assert (SHOTS / f"{name}.png").stat().st_size > 1000
+
+
+AXE = ROOT / "tests" / "vendor" / "axe.min.js"  # axe-core from npm (scripts/vendor-js.sh), MPL-2.0
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it stands (WCAG 2 A/AA rules,
+    colour contrast included). The test's browser context bypasses the page's CSP so that the
+    checker can be injected: the service itself never serves it."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: "
+                           "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})")
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_every_member_page_and_the_console_pass_axe_and_the_charts_show_the_day(
+        served: tuple[Site, str]) -> None:
+    door_site, base = served
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    door_site.as_member("m-1", "correct horse")  # the day the charts show: in, out and back, out
+    for act in ("check_in", "exit", "unlock", "checkout_begin", "exit", "checkout"):
+        if act == "exit":
+            door_site.board.press()  # the member goes out through the door
+            assert wait_for(lambda: not door_site.board.relay(), 5)
+        else:
+            assert door_site.press(act)[0] == 200, act
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        problems: dict[str, list[str]] = {}
+        for who, password, pages in (
+                ("m-2", "second horse", ["/login", "/", f"/s/{STORE}/{DOOR}", f"/s/{STORE}/{DOOR}/code",
+                                         "/scan", f"/s/{STORE}/{DOOR}/trouble?act=check_in"]),
+                ("op", "operator pass", ["/console", f"/console/stores/{STORE}",
+                                         f"/console/doors/{STORE}/{DOOR}", f"/console/charts/{STORE}",
+                                         "/console/charts", "/console/integrations"])):
+            context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP",
+                                          bypass_csp=True)
+            page = context.new_page()
+            page.goto(f"{base}/login")
+            page.fill("input[name=member]", who)
+            page.fill("input[name=password]", password)
+            page.click("form[action='/login'] button[type=submit]")
+            page.wait_for_load_state()
+            for path in pages:
+                page.goto(f"{base}{path}")
+                page.wait_for_load_state()
+                found = axe_violations(page)
+                if found:
+                    problems[f"{who} {path}"] = found
+                if "/charts/" in path:
+                    page.screenshot(path=str(SHOTS / "console-charts-store-day.png"), full_page=True)
+            # Keyboard alone: tab to the first button and press it.
+            if who == "m-2":
+                page.goto(f"{base}/s/{STORE}/{DOOR}")
+                for _ in range(30):
+                    page.keyboard.press("Tab")
+                    if page.evaluate("document.activeElement.dataset.act") == "check_in":
+                        break
+                else:
+                    problems["keyboard"] = ["入店する cannot be reached with Tab"]
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[role=status]")
+                assert "入店しました" in page.inner_text("[role=status]")
+            context.close()
+        browser.close()
+    assert problems == {}, "\n".join(f"{where}: {found}" for where, found in problems.items())

@@ -56,10 +56,13 @@ def test_a_stores_day_weeks_and_habits_from_its_events(tmp_path: Path) -> None:
             event("s2", 2, "checkout", at(9, 30), auto=False),
         ])
     with db() as s:
-        day = occupancy(s, "s1", DAY, TOKYO)
+        later = at(0, 0, DAY + timedelta(days=30))
+        day = occupancy(s, "s1", DAY, TOKYO, now=later)
+        assert day.until == at(0, 0, DAY + timedelta(days=1)), "a day gone by is drawn to its end"
+        assert occupancy(s, "s1", DAY, TOKYO, now=at(12)).until == at(12), "today: up to now"
         assert [(t.hour, t.minute, n) for t, n in day.steps] == [
             (0, 0, 1), (1, 0, 0), (9, 0, 1), (10, 0, 2), (11, 30, 1), (13, 0, 0), (15, 0, 1), (15, 1, 0)]
-        heat = utilisation(s, "s1", DAY, 1, TOKYO)
+        heat = utilisation(s, "s1", DAY, 1, TOKYO, now=later)
         wednesday = heat.share[2]
         assert wednesday[9] == 0.5 and wednesday[10] == 1.0 and wednesday[11] == 0.75 and wednesday[12] == 0.5
         assert wednesday[0] == 0.5 and wednesday[14] == 0.0 and heat.share[1][23] == 0.5  # Tuesday night

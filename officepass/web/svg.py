@@ -53,7 +53,7 @@ def step_chart(data: Occupancy) -> Markup:
         points.append(f"{x(moment):.1f},{y(held):.1f}")
         points.append(f"{x(moment):.1f},{y(seats):.1f}")
         held = seats
-    points.append(f"{LEFT + plot_w:.1f},{y(held):.1f}")
+    points.append(f"{x(data.until):.1f},{y(held):.1f}")
     parts.append(f'<polyline fill="none" stroke="{SEAT}" stroke-width="2.5" points="{" ".join(points)}"/>')
     peak = max(s for _, s in data.steps)
     return _frame("occupancy", f"Seats held on {data.day.isoformat()}",
