@@ -29,8 +29,9 @@ log = logging.getLogger("officepass.connection")
 # The broker keeps this instance's subscriptions and queues its QoS 1 messages while it is away (a
 # restart of the service or of the broker): events published meanwhile still arrive.
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
-RECEIVE_MAXIMUM = 200  # unacknowledged messages the broker may send at once
+RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send at once
 Handler = Callable[[mqtt.MQTTMessage], None]
+ROUTES_KEPT = 50_000
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -48,6 +49,7 @@ class ServiceConnection:
         self.client_id = credentials.username or client_id or f"officepass-{uuid.uuid4().hex[:12]}"
         self._host, self._port = host, port
         self._subscriptions: list[tuple[str, int, Handler]] = []
+        self._routes: dict[str, Handler | None] = {}  # topic -> its handler (paho's thread only)
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self._subscribed = threading.Event()
@@ -66,6 +68,7 @@ class ServiceConnection:
         """Before `start`: what to subscribe to on every connect, and who takes its messages."""
         with self._lock:
             self._subscriptions.append((topic_filter, qos, handler))
+            self._routes = {}
 
     def start(self, timeout: float = 10.0) -> bool:
         """Connect (in the background, retrying); True once subscribed within `timeout`."""
@@ -117,10 +120,18 @@ class ServiceConnection:
             log.exception("a message on %s could not be handled", message.topic)
 
     def _handler(self, topic: str) -> Handler | None:
+        # A fleet has a bounded set of topics and each comes again and again: matched once each.
+        if topic in self._routes:
+            return self._routes[topic]
         with self._lock:
             subscriptions = list(self._subscriptions)
+        found: Handler | None = None
         for topic_filter, _qos, handler in subscriptions:
             plain = topic_filter.split("/", 2)[2] if topic_filter.startswith("$share/") else topic_filter
             if mqtt.topic_matches_sub(plain, topic):
-                return handler
-        return None
+                found = handler
+                break
+        if len(self._routes) >= ROUTES_KEPT:  # members' session topics come and go: start afresh
+            self._routes.clear()
+        self._routes[topic] = found
+        return found

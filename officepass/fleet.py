@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from officepass.models import (
@@ -51,7 +51,7 @@ def record_event(db: Session, event: DoorEvent) -> bool:
 def record_events(db: Session, events: list[DoorEvent]) -> list[DoorEvent]:
     """Store a batch of (validated) events; the ones newly stored (redeliveries and repeats are
     left out), one event after another as they came, with a few queries for the whole batch: the
-    ids already stored, each door's range, the seqs it already holds; the new rows in one insert."""
+    ids already stored, the doors' ranges, the seqs they already hold; the new rows in one insert."""
     if not events:
         return []
     # The feed's counter first, by writing it: its row lock (PostgreSQL) or the write lock (SQLite,
@@ -60,31 +60,46 @@ def record_events(db: Session, events: list[DoorEvent]) -> list[DoorEvent]:
     # next cannot go stale, and the locks are always taken in the same order (no deadlock).
     db.execute(update(FeedCounter).where(FeedCounter.id == 1).values(position=FeedCounter.position))
     start = db.execute(select(FeedCounter.position).where(FeedCounter.id == 1)).scalar_one()
-    known = set(db.execute(select(EventRecord.id).where(EventRecord.id.in_({e.id for e in events})))
-                .scalars())
-    by_numbering: dict[tuple[str, str, str], list[DoorEvent]] = {}
-    for event in events:
-        if event.id not in known:
-            known.add(event.id)  # a redelivery inside the batch is stored once too
-            by_numbering.setdefault((event.store, event.door, event.epoch), []).append(event)
-    fresh: list[DoorEvent] = []
-    for (store, door, epoch), batch in by_numbering.items():
-        key = {"store": store, "door": door, "epoch": epoch}
-        span = db.execute(select(SeqRange).filter_by(**key).with_for_update()).scalar_one_or_none()
-        taken = set(db.execute(select(EventRecord.seq).filter_by(**key)
-                               .where(EventRecord.seq.in_({e.seq for e in batch}))).scalars())
-        for event in batch:
-            if event.seq in taken:
-                log.warning("event %s repeats seq %d of %s/%s (epoch %s) under another id: kept the first",
-                            event.id, event.seq, store, door, epoch)
-                continue
-            taken.add(event.seq)
-            if span is None:
-                span = SeqRange(**key, low=event.seq, high=event.seq)
-                db.add(span)
-            else:
-                _fill(db, key, span, event.seq)
-            fresh.append(event)
+    # Nothing is flushed between the batch's reads (each would write the ranges changed so far);
+    # `_cut`, the one read that must see this batch's own gaps, flushes first.
+    with db.no_autoflush:
+        known = set(db.execute(select(EventRecord.id).where(EventRecord.id.in_({e.id for e in events})))
+                    .scalars())
+        by_numbering: dict[tuple[str, str, str], list[DoorEvent]] = {}
+        for event in events:
+            if event.id not in known:
+                known.add(event.id)  # a redelivery inside the batch is stored once too
+                by_numbering.setdefault((event.store, event.door, event.epoch), []).append(event)
+        if not by_numbering:
+            return []
+        numbering = tuple_(SeqRange.store, SeqRange.door, SeqRange.epoch)
+        spans = {(r.store, r.door, r.epoch): r for r in db.execute(
+            select(SeqRange).where(numbering.in_(list(by_numbering)))
+            .order_by(SeqRange.store, SeqRange.door, SeqRange.epoch).with_for_update()).scalars()}
+        # One query, one index range per door (a row-value IN of hundreds of tuples plans badly).
+        held = or_(*(and_(EventRecord.store == store, EventRecord.door == door, EventRecord.epoch == epoch,
+                          EventRecord.seq.in_({e.seq for e in batch}))
+                     for (store, door, epoch), batch in by_numbering.items()))
+        taken: set[tuple[str, str, str, int]] = {
+            (row[0], row[1], row[2], row[3]) for row in db.execute(
+                select(EventRecord.store, EventRecord.door, EventRecord.epoch, EventRecord.seq).where(held))}
+        fresh: list[DoorEvent] = []
+        for key, batch in by_numbering.items():
+            store, door, epoch = key
+            columns = {"store": store, "door": door, "epoch": epoch}
+            span = spans.get(key)
+            for event in batch:
+                if (*key, event.seq) in taken:
+                    log.warning("event %s repeats seq %d of %s/%s (epoch %s) under another id: kept the "
+                                "first", event.id, event.seq, store, door, epoch)
+                    continue
+                taken.add((*key, event.seq))
+                if span is None:
+                    span = SeqRange(**columns, low=event.seq, high=event.seq)
+                    db.add(span)
+                else:
+                    _fill(db, columns, span, event.seq)
+                fresh.append(event)
     if fresh:
         received = datetime.now(UTC)
         db.execute(update(FeedCounter).where(FeedCounter.id == 1).values(position=start + len(fresh)))
@@ -113,6 +128,7 @@ def _fill(db: Session, key: dict[str, str], span: SeqRange, seq: int) -> None:
 def _cut(db: Session, key: dict[str, str], first: int, last: int) -> None:
     """Take first..last out of the open gaps (arrived, or reported lost); what is left of a gap keeps
     when it was asked for, so a replay under way is not asked for again."""
+    db.flush()  # the gaps this batch opened so far are in the table before it is read
     overlapping = db.execute(select(SeqGap).filter_by(**key).where(SeqGap.first <= last, SeqGap.last >= first)
                              .with_for_update()).scalars().all()
     for gap in overlapping:
