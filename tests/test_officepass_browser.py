@@ -28,8 +28,18 @@ SHOTS = ROOT / ".artifacts" / "browser"
 
 @pytest.fixture
 def database(postgres: str) -> str:  # noqa: F811
-    """The browser walks the guide once, on PostgreSQL (the HTTP tests run on both databases)."""
-    return postgres
+    """The browser walks the guide on PostgreSQL (the HTTP tests run on both databases), each test in
+    a new database of the throwaway cluster."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"b_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture
@@ -225,6 +235,19 @@ def test_every_member_page_and_the_console_pass_axe_and_the_charts_show_the_day(
                     problems[f"{who} {path}"] = found
                 if "/charts/" in path:
                     page.screenshot(path=str(SHOTS / "console-charts-store-day.png"), full_page=True)
+            if who == "op":  # the operator finds a member, opens a door's page and its store's charts
+                page.goto(f"{base}/console")
+                page.fill("input[name=member_q]", "Ben")
+                page.click("button[data-member-search]")
+                page.wait_for_url(re.compile(r".*member_q=Ben.*"))
+                rows = page.locator("tr[data-member]").all()
+                assert [m.get_attribute("data-member") for m in rows] == ["m-2"]
+                page.click(f"a[href='/console/doors/{STORE}/{DOOR}']")
+                page.wait_for_selector(f"h1[data-place='{STORE}/{DOOR}']")
+                assert "front: ok" in page.inner_text(f"section[data-door='{STORE}/{DOOR}']")
+                page.click("a[data-charts]")
+                page.wait_for_selector("svg[data-chart=occupancy]")
+                assert page.locator("svg[data-chart]").count() == 3
             # Keyboard alone: tab to the first button and press it.
             if who == "m-2":
                 page.goto(f"{base}/s/{STORE}/{DOOR}")

@@ -39,7 +39,7 @@ router = APIRouter()
 KEEPALIVE_SECONDS = 15.0
 # After a change, a page waits this long before it reads: a burst of messages (a fleet back from an
 # outage) is one read and one update, not hundreds.
-SETTLE_SECONDS = 0.25
+SETTLE_SECONDS = 0.5
 
 
 class Snapshots:
