@@ -17,13 +17,12 @@ def upgrade() -> None:
     with op.batch_alter_table("events") as batch:
         batch.add_column(sa.Column("position", sa.Integer, nullable=True))
         batch.add_column(sa.Column("received", sa.DateTime(timezone=True), nullable=True))
-    # Events stored before the feed existed: in the order of their own time, received then.
-    bind = op.get_bind()
-    events = sa.table("events", sa.column("id", sa.String), sa.column("ts", sa.DateTime(timezone=True)),
-                      sa.column("position", sa.Integer), sa.column("received", sa.DateTime(timezone=True)))
-    rows = bind.execute(sa.select(events.c.id, events.c.ts).order_by(events.c.ts, events.c.id)).all()
-    for position, (event_id, ts) in enumerate(rows, start=1):
-        bind.execute(events.update().where(events.c.id == event_id).values(position=position, received=ts))
+    # Events stored before the feed existed: in the order of their own time, received then. One
+    # statement for the whole table (SQLite 3.33+ and PostgreSQL both take UPDATE ... FROM).
+    op.execute("UPDATE events SET position = ranked.n, received = events.ts FROM "
+               "(SELECT id, row_number() OVER (ORDER BY ts, id) AS n FROM events) AS ranked "
+               "WHERE events.id = ranked.id")
+    stored = op.get_bind().execute(sa.text("SELECT count(*) FROM events")).scalar_one()
     with op.batch_alter_table("events") as batch:
         batch.alter_column("position", existing_type=sa.Integer, nullable=False)
         batch.alter_column("received", existing_type=sa.DateTime(timezone=True), nullable=False)
@@ -33,7 +32,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("position", sa.Integer, nullable=False),
     )
-    op.bulk_insert(counter, [{"id": 1, "position": len(rows)}])
+    op.bulk_insert(counter, [{"id": 1, "position": stored}])
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.String(16), primary_key=True),
