@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -27,11 +26,6 @@ LOOK_SECONDS = 2.0  # how often open gaps are looked at
 FIRST_WAIT_SECONDS = 5.0  # after an ask: the door's answer has this long before the next, doubling
 MAX_WAIT_SECONDS = 600.0
 ASKS_PER_LOOK = 50  # a fleet back from an outage is asked in rounds, not all at once
-# A new gap is first left to stand this long: with several instances splitting a door's events, or
-# a busy writer, the next seqs often arrive before the ones just before them, and asking the door at
-# once would make it send again what is already on its way (measured at 100 doors: replays of
-# about as many events as the doors journaled).
-GRACE_SECONDS = 3.0
 
 
 def wait_after(attempts: int) -> float:
@@ -46,7 +40,6 @@ class GapRepair:
         self._connected = connected
         self._stop = threading.Event()
         self.asked = 0  # requests sent, for the curious (tests, benches)
-        self._first_seen: dict[tuple[str, str, str, int], float] = {}  # new gaps: when (monotonic)
         self._thread = threading.Thread(target=self._run, name="gap-repair", daemon=True)
 
     def start(self) -> None:
@@ -73,22 +66,15 @@ class GapRepair:
         with self._sessions() as db, db.begin():
             db.execute(update(SeqGap).values(asked=None))
 
-    def look(self, now: datetime, mono: float | None = None) -> int:
+    def look(self, now: datetime) -> int:
         """Ask for the gaps whose wait is over; how many were asked for."""
         asked = 0
-        mono = time.monotonic() if mono is None else mono
         with self._sessions() as db, db.begin():
             soonest = now - timedelta(seconds=FIRST_WAIT_SECONDS)
             due = db.execute(select(SeqGap).where(or_(SeqGap.asked.is_(None), SeqGap.asked < soonest))
                              .order_by(SeqGap.asked.is_not(None), SeqGap.store, SeqGap.door, SeqGap.first)
                              .limit(ASKS_PER_LOOK * 4).with_for_update(skip_locked=True)).scalars().all()
-            seen, self._first_seen = self._first_seen, {}
             for gap in due:
-                if gap.asked is None:  # new: asked for once it has stood GRACE_SECONDS
-                    key = (gap.store, gap.door, gap.epoch, gap.first)
-                    first = self._first_seen[key] = seen.get(key, mono)
-                    if mono - first < GRACE_SECONDS:
-                        continue
                 if gap.asked is not None and gap.asked.replace(tzinfo=gap.asked.tzinfo or UTC) > \
                         now - timedelta(seconds=wait_after(gap.attempts)):
                     continue
