@@ -12,15 +12,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from officepass.models import EventRecord, FeedCounter
+from officepass.models import EventRecord, FeedCounter, stored_time
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
 
 def utc_text(ts: datetime) -> str:
-    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite gives naive UTC back
-    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A stored time as the wire writes times (RFC 3339 UTC, milliseconds; from the datetime itself,
+    not a float of seconds, so no millisecond is lost to rounding)."""
+    return stored_time(ts).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def cursor_of(position: int) -> str:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wire.payloads import DoorStatus, Seats, SessionInfo, WireError, status_from_dict
+
+
+def stored_time(ts: datetime) -> datetime:
+    """A time read back from a DateTime(timezone=True) column: aware, in UTC. SQLite gives it back
+    naive (its UTC digits), PostgreSQL aware."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def time_bound(ts: datetime) -> datetime:
+    """A time to compare stored times with, in a query: in UTC, as they are stored (SQLite keeps a
+    bound's digits and drops its zone, so a Tokyo midnight would be compared as a UTC one)."""
+    return ts.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

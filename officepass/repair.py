@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from officepass.models import SeqGap
+from officepass.models import SeqGap, stored_time
 from wire.payloads import ReplayRequest
 
 log = logging.getLogger("officepass.repair")
@@ -75,7 +75,7 @@ class GapRepair:
                              .order_by(SeqGap.asked.is_not(None), SeqGap.store, SeqGap.door, SeqGap.first)
                              .limit(ASKS_PER_LOOK * 4).with_for_update(skip_locked=True)).scalars().all()
             for gap in due:
-                if gap.asked is not None and gap.asked.replace(tzinfo=gap.asked.tzinfo or UTC) > \
+                if gap.asked is not None and stored_time(gap.asked) > \
                         now - timedelta(seconds=wait_after(gap.attempts)):
                     continue
                 request = ReplayRequest(gap.epoch, gap.first, gap.last).cut()

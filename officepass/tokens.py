@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from officepass.models import ApiToken
+from officepass.models import ApiToken, stored_time
 
 PREFIX = "opt"  # officepass token: a secret scanner can tell one from the shape "opt_<id>_<secret>"
 TOKEN_RE = re.compile(rf"{PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})")
@@ -68,14 +68,10 @@ def token_for(db: Session, presented: str) -> ApiToken | None:
     if not secrets.compare_digest(record.secret_hash, _hash(match.group(2))):
         return None
     now = datetime.now(UTC)
-    if record.last_used is None or now - _aware(record.last_used) > USED_EVERY:
+    if record.last_used is None or now - stored_time(record.last_used) > USED_EVERY:
         record.last_used = now
         db.commit()
     return record
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite gives naive UTC back
 
 
 def revoke_token(db: Session, token_id: str) -> ApiToken:

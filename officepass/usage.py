@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from officepass.models import EventRecord, StoreSeats
+from officepass.models import EventRecord, StoreSeats, stored_time, time_bound
 from wire.vocab import EventType
 
 SEAT_EVENTS = (EventType.CHECK_IN.value, EventType.CHECKOUT.value)
@@ -28,16 +28,6 @@ def local_zone() -> tzinfo:
     return zone
 
 
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite gives naive UTC back
-
-
-def _utc(ts: datetime) -> datetime:
-    """A bound for a query on stored times: in UTC, as they are stored (SQLite keeps the digits of
-    a time and drops its zone, so a Tokyo midnight would be compared as a UTC one)."""
-    return ts.astimezone(UTC)
-
-
 def capacity(db: Session, store: str) -> int:
     record = db.get(StoreSeats, store)
     value = record.value if record is not None else None
@@ -47,16 +37,16 @@ def capacity(db: Session, store: str) -> int:
 def held_before(db: Session, store: str, moment: datetime) -> int:
     """Seats held at `moment`: check-ins before it less checkouts before it (never below zero)."""
     counts = dict(db.execute(select(EventRecord.type, func.count()).where(
-        EventRecord.store == store, EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < _utc(moment))
+        EventRecord.store == store, EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < time_bound(moment))
         .group_by(EventRecord.type)).all())
     return max(0, counts.get(EventType.CHECK_IN.value, 0) - counts.get(EventType.CHECKOUT.value, 0))
 
 
 def _changes(db: Session, store: str, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
     rows = db.execute(select(EventRecord.ts, EventRecord.type).where(
-        EventRecord.store == store, EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= _utc(start),
-        EventRecord.ts < _utc(end)).order_by(EventRecord.ts, EventRecord.seq)).all()
-    return [(_aware(ts), 1 if kind == EventType.CHECK_IN.value else -1) for ts, kind in rows]
+        EventRecord.store == store, EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= time_bound(start),
+        EventRecord.ts < time_bound(end)).order_by(EventRecord.ts, EventRecord.seq)).all()
+    return [(stored_time(ts), 1 if kind == EventType.CHECK_IN.value else -1) for ts, kind in rows]
 
 
 @dataclass(frozen=True)
@@ -131,11 +121,11 @@ def habits(db: Session, store: str, end: date, weeks: int, zone: tzinfo) -> Habi
     first = monday - timedelta(weeks=weeks - 1)
     start = datetime.combine(first, time(0), zone)
     rows = db.execute(select(EventRecord.ts, EventRecord.type, EventRecord.body).where(
-        EventRecord.store == store, EventRecord.ts >= _utc(start),
+        EventRecord.store == store, EventRecord.ts >= time_bound(start),
         EventRecord.type.in_((EventType.CHECKOUT.value, EventType.OVERSTAY.value)))).all()
     by_week: dict[date, Counter[str]] = {first + timedelta(weeks=n): Counter() for n in range(weeks)}
     for ts, kind, body in rows:
-        local = _aware(ts).astimezone(zone).date()
+        local = stored_time(ts).astimezone(zone).date()
         week = local - timedelta(days=local.weekday())
         if week not in by_week:
             continue
@@ -156,14 +146,15 @@ def busiest(db: Session, stores: Sequence[str], end: date, days: int,
     start = stop - timedelta(days=days)
     before: Counter[str] = Counter()
     for store, kind, n in db.execute(select(EventRecord.store, EventRecord.type, func.count()).where(
-            EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < _utc(start))
+            EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < time_bound(start))
             .group_by(EventRecord.store, EventRecord.type)):
         before[store] += n if kind == EventType.CHECK_IN.value else -n
     changes: dict[str, list[tuple[datetime, int]]] = {}
     for store, ts, kind in db.execute(select(EventRecord.store, EventRecord.ts, EventRecord.type).where(
-            EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= _utc(start), EventRecord.ts < _utc(stop))
+            EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= time_bound(start),
+            EventRecord.ts < time_bound(stop))
             .order_by(EventRecord.store, EventRecord.ts, EventRecord.seq)):
-        changes.setdefault(store, []).append((_aware(ts), 1 if kind == EventType.CHECK_IN.value else -1))
+        changes.setdefault(store, []).append((stored_time(ts), 1 if kind == EventType.CHECK_IN.value else -1))
     totals = []
     for store in stores:
         held, moment, seconds = max(0, before[store]), start, 0.0

@@ -33,7 +33,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from officepass.feed import event_object
-from officepass.models import EventRecord, FeedCounter, Webhook, WebhookDelivery
+from officepass.models import EventRecord, FeedCounter, Webhook, WebhookDelivery, stored_time
 from wire.vocab import EventType
 
 log = logging.getLogger("officepass.webhooks")
@@ -107,10 +107,6 @@ def webhooks(db: Session) -> list[Webhook]:
 
 def wait_after(attempts: int) -> float:
     return float(BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1]) if attempts else 0.0
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite gives naive UTC back
 
 
 @dataclass(frozen=True)
@@ -244,7 +240,7 @@ class WebhookSender:
                 if problem is None:
                     delivery.done, delivery.delivered, delivery.last_error = True, finished, None
                     self.sent += 1
-                elif finished - _aware(delivery.created) >= RETRY_FOR:
+                elif finished - stored_time(delivery.created) >= RETRY_FOR:
                     delivery.done, delivery.gave_up, delivery.last_error = True, finished, problem
                     log.warning("webhook delivery %d of event %s given up after %d attempts: %s",
                                 delivery.id, delivery.event, delivery.attempts, problem)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,6 +28,7 @@ from officepass.models import (
     SeqLost,
     StoreRecord,
     StoreSeats,
+    time_bound,
 )
 from officepass.web.guard import DB, Operator
 from officepass.web.pages import render
@@ -106,8 +107,7 @@ def event_filters(request: Request, now: datetime) -> tuple[dict[str, str], Sele
     if since := request.query_params.get("hours", "").strip():
         if not HOURS_RE.fullmatch(since) or not 1 <= int(since) <= MAX_HOURS:
             raise HTTPException(422, f"hours must be a whole number of hours from 1 to {MAX_HOURS}")
-        # In UTC, as times are stored (SQLite compares the digits and drops the zone).
-        events = events.where(EventRecord.ts >= (now - timedelta(hours=int(since))).astimezone(UTC))
+        events = events.where(EventRecord.ts >= time_bound(now - timedelta(hours=int(since))))
         chosen["hours"] = since
     return chosen, events.order_by(EventRecord.ts.desc(), EventRecord.seq.desc())
 

@@ -15,7 +15,7 @@ from fastapi import Depends, Form, HTTPException, Request
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from officepass.models import Member, WebSession
+from officepass.models import Member, WebSession, stored_time
 
 IDLE = timedelta(hours=4)  # a login unused this long ends (a phone left somewhere)
 SEEN_EVERY = timedelta(minutes=1)  # how often a login's last use is written
@@ -87,19 +87,15 @@ def member(request: Request, session: Annotated[Session, Depends(db)]) -> Member
     token = request.session.get(MEMBER_KEY)
     row = session.get(WebSession, session_id(token)) if isinstance(token, str) else None
     now = datetime.now(UTC)
-    live = row is not None and row.ended is None and now - _aware(row.last_seen) < IDLE
+    live = row is not None and row.ended is None and now - stored_time(row.last_seen) < IDLE
     found = session.get(Member, row.member) if live and row is not None else None
     if found is None or found.disabled or row is None:
         request.session.pop(MEMBER_KEY, None)
         raise LoginRequired
-    if now - _aware(row.last_seen) > SEEN_EVERY:  # idle time counts from the last request, roughly
+    if now - stored_time(row.last_seen) > SEEN_EVERY:  # idle time counts from the last request, roughly
         with request.app.state.sessions.begin() as writer:
             writer.execute(update(WebSession).where(WebSession.id == row.id).values(last_seen=now))
     return found
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def member_briefly(request: Request) -> Member:
