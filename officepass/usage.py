@@ -8,7 +8,7 @@ are the service's local time zone, as the console shows them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -34,19 +34,42 @@ def capacity(db: Session, store: str) -> int:
     return value.capacity if value is not None else 2
 
 
-def held_before(db: Session, store: str, moment: datetime) -> int:
-    """Seats held at `moment`: check-ins before it less checkouts before it (never below zero)."""
-    counts = dict(db.execute(select(EventRecord.type, func.count()).where(
-        EventRecord.store == store, EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < time_bound(moment))
-        .group_by(EventRecord.type)).all())
-    return max(0, counts.get(EventType.CHECK_IN.value, 0) - counts.get(EventType.CHECKOUT.value, 0))
+def _held(db: Session, moment: datetime, store: str | None = None) -> Counter[str]:
+    """Seats held at `moment` per store (one store, or all): check-ins before it less checkouts
+    before it (never below zero)."""
+    query = (select(EventRecord.store, EventRecord.type, func.count())
+             .where(EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < time_bound(moment))
+             .group_by(EventRecord.store, EventRecord.type))
+    if store is not None:
+        query = query.where(EventRecord.store == store)
+    held: Counter[str] = Counter()
+    for found, kind, n in db.execute(query):
+        held[found] += n if kind == EventType.CHECK_IN.value else -n
+    return Counter({found: max(0, n) for found, n in held.items()})
 
 
-def _changes(db: Session, store: str, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
-    rows = db.execute(select(EventRecord.ts, EventRecord.type).where(
-        EventRecord.store == store, EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= time_bound(start),
-        EventRecord.ts < time_bound(end)).order_by(EventRecord.ts, EventRecord.seq)).all()
-    return [(stored_time(ts), 1 if kind == EventType.CHECK_IN.value else -1) for ts, kind in rows]
+def _changes(db: Session, start: datetime, end: datetime,
+             store: str | None = None) -> dict[str, list[tuple[datetime, int]]]:
+    """Each store's seat changes (time, +1 or -1) from start to end, in order (one store, or all)."""
+    query = (select(EventRecord.store, EventRecord.ts, EventRecord.type)
+             .where(EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= time_bound(start),
+                    EventRecord.ts < time_bound(end))
+             .order_by(EventRecord.store, EventRecord.ts, EventRecord.seq))
+    if store is not None:
+        query = query.where(EventRecord.store == store)
+    changes: dict[str, list[tuple[datetime, int]]] = {}
+    for found, ts, kind in db.execute(query):
+        changes.setdefault(found, []).append((stored_time(ts), 1 if kind == EventType.CHECK_IN.value else -1))
+    return changes
+
+
+def _spans(held: int, changes: list[tuple[datetime, int]], start: datetime,
+           stop: datetime) -> Iterator[tuple[datetime, datetime, int]]:
+    """start..stop cut at every change: (from, to, seats held meanwhile)."""
+    moment = start
+    for ts, change in [*changes, (stop, 0)]:
+        yield moment, ts, held
+        held, moment = max(0, held + change), ts
 
 
 @dataclass(frozen=True)
@@ -63,9 +86,9 @@ def occupancy(db: Session, store: str, day: date, zone: tzinfo, now: datetime | 
     start = datetime.combine(day, time(0), zone)
     end = start + timedelta(days=1)
     until = min(end, max(start, now or datetime.now(UTC)))
-    held = held_before(db, store, start)
+    held = _held(db, start, store)[store]
     steps = [(start, held)]
-    for ts, change in _changes(db, store, start, end):
+    for ts, change in _changes(db, start, end, store).get(store, []):
         held = max(0, held + change)
         steps.append((ts.astimezone(zone), held))
     return Occupancy(day, capacity(db, store), steps, until)
@@ -85,12 +108,10 @@ def utilisation(db: Session, store: str, end: date, weeks: int, zone: tzinfo,
     day_end = datetime.combine(end + timedelta(days=1), time(0), zone)
     start = day_end - timedelta(weeks=weeks)
     stop = min(day_end, max(start, now or datetime.now(UTC)))  # nothing is held in the future
-    held = held_before(db, store, start)
     seat_seconds = [[0.0] * 24 for _ in WEEKDAYS]
-    moment = start
-    for ts, change in [*_changes(db, store, start, stop), (stop, 0)]:
-        _spread(seat_seconds, moment, ts.astimezone(zone), held, zone)
-        held, moment = max(0, held + change), ts.astimezone(zone)
+    changes = _changes(db, start, stop, store).get(store, [])
+    for since, until, held in _spans(_held(db, start, store)[store], changes, start, stop):
+        _spread(seat_seconds, since, until.astimezone(zone), held, zone)
     seats = capacity(db, store)
     whole = seats * 3600 * weeks  # seat-seconds in one weekday-hour over the weeks
     return HeatMap(weeks, seats, [[min(1.0, s / whole) for s in day] for day in seat_seconds])
@@ -144,24 +165,10 @@ def busiest(db: Session, stores: Sequence[str], end: date, days: int,
     whole fleet)."""
     stop = datetime.combine(end + timedelta(days=1), time(0), zone)
     start = stop - timedelta(days=days)
-    before: Counter[str] = Counter()
-    for store, kind, n in db.execute(select(EventRecord.store, EventRecord.type, func.count()).where(
-            EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts < time_bound(start))
-            .group_by(EventRecord.store, EventRecord.type)):
-        before[store] += n if kind == EventType.CHECK_IN.value else -n
-    changes: dict[str, list[tuple[datetime, int]]] = {}
-    for store, ts, kind in db.execute(select(EventRecord.store, EventRecord.ts, EventRecord.type).where(
-            EventRecord.type.in_(SEAT_EVENTS), EventRecord.ts >= time_bound(start),
-            EventRecord.ts < time_bound(stop))
-            .order_by(EventRecord.store, EventRecord.ts, EventRecord.seq)):
-        changes.setdefault(store, []).append((stored_time(ts), 1 if kind == EventType.CHECK_IN.value else -1))
-    totals = []
-    for store in stores:
-        held, moment, seconds = max(0, before[store]), start, 0.0
-        for ts, change in [*changes.get(store, []), (stop, 0)]:
-            seconds += held * (ts - moment).total_seconds()
-            held, moment = max(0, held + change), ts
-        totals.append((store, seconds / 3600))
+    held, changes = _held(db, start), _changes(db, start, stop)
+    totals = [(store, sum(n * (b - a).total_seconds() for a, b, n in
+                          _spans(held[store], changes.get(store, []), start, stop)) / 3600)
+              for store in stores]
     return sorted(totals, key=lambda t: (-t[1], t[0]))
 
 
