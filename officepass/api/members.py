@@ -61,22 +61,21 @@ def _member(db: DB, member_id: str) -> Member:
 def disable(request: Request, member_id: MemberId, db: DB, _token: MembersToken) -> MemberOut:
     """The member's codes stop opening doors (a newer revocation list) and their logins end. Asking
     again changes nothing."""
-    if _member(db, member_id).disabled:
-        return _out(_member(db, member_id))
-    db.rollback()
-    disable_committed(request.app.state.sessions, member_id)
-    request.app.state.revocations.nudge()
-    request.app.state.notifier.changed({Change.CONSOLE})
-    return _out(_member(db, member_id))
+    return _set_disabled(request, db, member_id, True)
 
 
 @router.post("/{member_id}/enable", response_model=MemberOut, responses={**AUTH_ERRORS, **NOT_FOUND})
 def enable(request: Request, member_id: MemberId, db: DB, _token: MembersToken) -> MemberOut:
     """The member's codes open doors again (a newer revocation list without them)."""
-    if not _member(db, member_id).disabled:
-        return _out(_member(db, member_id))
-    db.rollback()
-    enable_committed(request.app.state.sessions, member_id)
+    return _set_disabled(request, db, member_id, False)
+
+
+def _set_disabled(request: Request, db: DB, member_id: str, disabled: bool) -> MemberOut:
+    member = _member(db, member_id)
+    if member.disabled == disabled:  # already so: no newer list
+        return _out(member)
+    db.rollback()  # the change commits in a transaction of its own (its list's version)
+    (disable_committed if disabled else enable_committed)(request.app.state.sessions, member_id)
     request.app.state.revocations.nudge()
     request.app.state.notifier.changed({Change.CONSOLE})
     return _out(_member(db, member_id))
