@@ -18,6 +18,7 @@ import uvicorn
 from hwsim.broker import free_port
 from tests.fake_camera import qr_frame, write_y4m
 from tests.helpers import ROOT
+from tests.pg import new_database
 from tests.rig import wait_for
 from tests.test_officepass_web import DOOR, STORE, Site, postgres, site  # noqa: F401  (fixtures)
 
@@ -30,16 +31,7 @@ SHOTS = ROOT / ".artifacts" / "browser"
 def database(postgres: str) -> str:  # noqa: F811
     """The browser walks the guide on PostgreSQL (the HTTP tests run on both databases), each test in
     a new database of the throwaway cluster."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    name = f"b_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres.rsplit("/", 1)[0] + f"/{name}"
+    return new_database(postgres)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from officepass.members import add_member, add_store
 from officepass.notifier import Change
 from officepass.service import Service
 from tests.closed_broker import ClosedBroker, identities_for
+from tests.pg import new_database
 from tests.rig import wait_for
 from tests.test_officepass_web import database, postgres  # noqa: F401  (fixtures)
 
@@ -84,15 +85,7 @@ def console_stream(client: TestClient) -> Iterator[queue.Queue[str]]:
 
 def test_a_change_through_one_instance_moves_the_console_of_the_other(
         tmp_path: Path, postgres: str) -> None:  # noqa: F811
-    name = "t_instances"
-    from sqlalchemy import create_engine
-
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    url = postgres.rsplit("/", 1)[0] + f"/{name}"
+    url = new_database(postgres)
     with two_instances(tmp_path, url) as (a, b), TestClient(a.app) as on_a, TestClient(b.app) as on_b:
         assert wait_for(b.notifier.listening.is_set, 10) and wait_for(a.notifier.listening.is_set, 10)
         login(on_a)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from hwsim.broker import Broker
 from officepass.broker_config import fleet_identities
@@ -28,7 +26,7 @@ from officepass.service import Service
 from officepass.settings import Support
 from officepass.web.app import PRESSES_PER_MINUTE
 from tests.closed_broker import ClosedBroker
-from tests.pg import postgres_cluster
+from tests.pg import new_database, postgres_cluster
 from tests.procs import BoardProcess, DoorProcess, door_trusting_service
 from tests.rig import wait_for
 from tests.smtp_sink import SmtpSink
@@ -91,13 +89,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     PostgreSQL cluster."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'officepass.db'}"
-    server = request.getfixturevalue("postgres")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return server.rsplit("/", 1)[0] + f"/{name}"
+    return new_database(request.getfixturevalue("postgres"))
 
 
 @pytest.fixture
