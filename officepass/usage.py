@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from officepass.models import EventRecord, StoreSeats, stored_time, time_bound
+from wire.rules import DEFAULT_SEATS
 from wire.vocab import EventType
 
 SEAT_EVENTS = (EventType.CHECK_IN.value, EventType.CHECKOUT.value)
@@ -29,9 +30,10 @@ def local_zone() -> tzinfo:
 
 
 def capacity(db: Session, store: str) -> int:
+    """The store's seats as its door last published them; the door's default before it has."""
     record = db.get(StoreSeats, store)
     value = record.value if record is not None else None
-    return value.capacity if value is not None else 2
+    return value.capacity if value is not None else DEFAULT_SEATS
 
 
 def _held(db: Session, moment: datetime, store: str | None = None) -> Counter[str]:
