@@ -53,7 +53,7 @@ log = logging.getLogger("officepass.consumer")
 
 BATCH = 200  # messages written in one transaction at most ...
 BATCH_SECONDS = 0.02  # ... gathered for at most this long after the first
-BUSY_RETRIES = 5
+WARN_AFTER = 5  # refusals of one batch before the log says so (then at 20, and every 100)
 # What a stored message of each kind changes on the pages.
 CHANGES: dict[str, tuple[Change, ...]] = {
     Kind.EVENTS.value: (Change.CONSOLE,),
@@ -151,7 +151,7 @@ class FleetConsumer:
                 if self._stopping.is_set():
                     raise
                 wait = min(0.05 * 2 ** min(attempt, 7), 5.0)
-                log_at = log.warning if attempt in (BUSY_RETRIES, 20) or attempt % 100 == 0 else log.debug
+                log_at = log.warning if attempt in (WARN_AFTER, 20) or attempt % 100 == 0 else log.debug
                 log_at("the database refused a batch of %d messages (%s); writing it again in %.2f s",
                        len(batch), str(exc).splitlines()[0], wait)
                 self._stopping.wait(wait)
