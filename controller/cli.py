@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import logging
 import os
 import secrets
 import sys
@@ -183,12 +184,20 @@ def _sim_socket(config: Config, args: argparse.Namespace) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from controller.daemon import AlreadyRunning, run_daemon, setup_logging, take_instance_lock
+    from controller.remote_config import RemoteConfig, load_effective
     from drivers.platform import select_platform
 
-    config = _load_or_report(args.config)
-    if config is None:
+    try:
+        effective = load_effective(args.config)
+    except ConfigError as exc:
+        print(f"doorctl: configuration {args.config} has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
+    config = effective.config
     setup_logging()
+    if effective.problem is not None:
+        logging.getLogger("doorctl").error("running on the file alone: %s", effective.problem)
     try:
         instance = take_instance_lock(config.storage.path)
     except AlreadyRunning as exc:
@@ -204,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"doorctl run: cannot open the hardware: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        return run_daemon(config, platform)
+        return run_daemon(config, platform, RemoteConfig(effective))
     finally:
         os.close(instance)
 

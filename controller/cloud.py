@@ -213,7 +213,8 @@ class CloudSync:
     def _connected(self) -> None:
         self.connected = True
         log.info("connected to broker %s:%d", self.mqtt.host, self.mqtt.port)
-        for topic in (self.topics.cmd, self.topics.revoked, self.topics.sessions, self.topics.replay):
+        for topic in (self.topics.cmd, self.topics.revoked, self.topics.sessions, self.topics.replay,
+                      self.topics.config):
             self.client.subscribe(topic, qos=1)
         if self.mqtt.home_assistant:
             self.client.subscribe(self.topics.ha_status, qos=1)
@@ -262,7 +263,10 @@ class CloudSync:
     # --- incoming ------------------------------------------------------------------------
 
     def _message(self, topic: str, payload: bytes) -> None:
-        if topic == self.topics.replay:
+        if topic == self.topics.config:
+            self.port.configuration(payload)
+            self.state_changed()  # a refusal shows in the status at once
+        elif topic == self.topics.replay:
             try:
                 self.replays.asked(ReplayRequest.from_json(payload))
             except WireError as exc:

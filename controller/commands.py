@@ -47,6 +47,12 @@ class CommandIntake:
         self._lock = threading.Lock()
         self._pending = 0  # posted to the reactor, not yet decided
 
+    @property
+    def in_flight(self) -> int:
+        """Commands received and not yet decided."""
+        with self._lock:
+            return self._pending
+
     # --- network thread --------------------------------------------------------------------------
 
     def received(self, payload: bytes, props: Any, mid: int, qos: int) -> None:

@@ -129,6 +129,14 @@ class PresenceConfig:
 
 
 @dataclass(frozen=True)
+class UpdateConfig:
+    """Contract §11: how long a configuration change or a release waits for a quiet door (relay off,
+    no command in flight, nobody mid-checkout) before it goes ahead anyway."""
+
+    quiet_wait_minutes: int
+
+
+@dataclass(frozen=True)
 class Config:
     door: DoorConfig
     lock: LockConfig
@@ -137,6 +145,7 @@ class Config:
     mqtt: MqttConfig | None
     storage: StorageConfig
     presence: PresenceConfig | None = None
+    update: UpdateConfig = field(default_factory=lambda: parse_update({}))
     source_path: Path | None = field(default=None, compare=False)
 
 
@@ -315,7 +324,8 @@ PRESENCE_FIELDS = {
     "require": Field((list,), default=[Act.CHECK_IN.value, Act.UNLOCK.value], check=_presence_acts),
     "display": Field(_STR, default=DISPLAY_NONE, check=_display),
 }
-SECTIONS = {"door", "lock", "reader", "credentials", "mqtt", "storage", "presence"}
+UPDATE_FIELDS = {"quiet_wait_minutes": Field(_INT, default=30, check=_range(0, 24 * 60))}
+SECTIONS = {"door", "lock", "reader", "credentials", "mqtt", "storage", "presence", "update"}
 PIN_KEYS = ("relay_pin", "door_sensor_pin", "exit_button_pin", "fire_alarm_pin", "lock_sensor_pin")
 
 
@@ -420,6 +430,7 @@ def parse_config(doc: dict[str, Any], source_path: Path | None = None) -> Config
         storage["path"] = str((source_path.parent / storage["path"]).resolve())
 
     presence = _presence(r, doc, door)
+    update = r.table(r.section(doc, "update") or {}, "update", UPDATE_FIELDS)
 
     if r.problems or credentials is None:
         raise ConfigError(r.problems or ["credentials: missing"])
@@ -431,8 +442,14 @@ def parse_config(doc: dict[str, Any], source_path: Path | None = None) -> Config
         mqtt=None if mqtt is None else _mqtt_config(mqtt),
         storage=StorageConfig(**storage),
         presence=presence,
+        update=UpdateConfig(**update),
         source_path=source_path,
     )
+
+
+def parse_update(values: dict[str, Any]) -> UpdateConfig:
+    """An [update] section's values over its defaults (already checked)."""
+    return UpdateConfig(**{k: values.get(k, f.default) for k, f in UPDATE_FIELDS.items()})
 
 
 def _presence(r: _Reader, doc: dict[str, Any], door: dict[str, Any]) -> PresenceConfig | None:
@@ -546,6 +563,11 @@ def _credentials(r: _Reader, doc: dict[str, Any]) -> CredentialsConfig | None:
 
 def load_config(path: str | Path) -> Config:
     """Read and check a config file; raise ConfigError listing every problem."""
+    return parse_config(read_config_file(path), source_path=Path(path))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The file's TOML, parsed but not yet checked; ConfigError when it cannot be read or parsed."""
     p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")
@@ -557,7 +579,7 @@ def load_config(path: str | Path) -> Config:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{p}: not valid TOML ({exc})"]) from None
-    return parse_config(doc, source_path=p)
+    return doc
 
 
 def load_mqtt_credentials(mqtt: MqttConfig) -> MqttCredentials:

@@ -39,6 +39,7 @@ from controller.door_port import DoorPort
 from controller.journal import Journal, JournalError
 from controller.presence import PresenceSecretError, load_secret
 from controller.reactor import Reactor
+from controller.remote_config import RemoteConfig
 from controller.sdnotify import Notifier
 from controller.status_socket import StatusServer, status_socket_path
 from drivers.gpio import DoorPins
@@ -46,7 +47,7 @@ from drivers.platform import Platform
 from drivers.readers import CodeReader
 from drivers.relay import RelayGuard
 from wire.presence import PresenceCodes
-from wire.vocab import Side
+from wire.vocab import SessionState, Side
 
 if TYPE_CHECKING:
     from controller.presence_display import PresenceDisplay
@@ -106,9 +107,12 @@ def _flock_holder(st: os.stat_result) -> int | None:
 
 
 class DoorDaemon:
-    def __init__(self, config: Config, platform: Platform) -> None:
+    def __init__(self, config: Config, platform: Platform, remote: RemoteConfig | None = None) -> None:
         self.config = config
         self.platform = platform
+        self.remote = remote
+        self.restart_for: str | None = None  # set when the daemon stops to start again changed
+        self._pending_since: float | None = None
         # The relay first: it is driven off before the journal, readers or network exist.
         self.pins = DoorPins.open(config.lock.wiring, platform.pin_factory)
         self.reactor = Reactor()
@@ -125,7 +129,7 @@ class DoorDaemon:
         self.core = DoorCore(config, self.journal, self.guard, presence=self._presence_codes(config))
         self.readers = [platform.make_reader(r) for r in config.readers]
         # How the cloud link (and the status view) see the door.
-        self.port = DoorPort(self.core, [r.name for r in config.readers], self.reactor.post)
+        self.port = DoorPort(self.core, [r.name for r in config.readers], self.reactor.post, remote=remote)
         self.cloud: CloudSync | None = None
         self._cloud_problem: str | None = None
         self._display_problem: str | None = None
@@ -301,6 +305,41 @@ class DoorDaemon:
         if events or codes:
             log.info("pruned %d delivered events, %d expired used codes", events, codes)
 
+    def quiet(self) -> bool:
+        """No moment to restart in: the relay on, a command being decided, a member mid-checkout."""
+        busy = self.guard.energized or (self.cloud is not None and self.cloud.commands.in_flight > 0)
+        return not busy and not any(s.state is SessionState.CHECKING_OUT
+                                    for s in self.core.state.sessions.values())
+
+    def _apply_when_quiet(self) -> None:
+        """A checked configuration waits for a quiet moment (at most `update.quiet_wait_minutes`, and
+        always for the relay to be off), then is kept and the daemon stops to start again on it
+        (systemd's Restart=always)."""
+        remote = self.remote
+        if remote is None or remote.pending is None or self.restart_for is not None:
+            self._pending_since = None
+            return
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+        waited = now - self._pending_since
+        if self.guard.energized:
+            return  # never cut a member's unlock short, however long the wait
+        if not self.quiet() and waited < self.config.update.quiet_wait_minutes * 60:
+            return
+        try:
+            version = remote.keep_pending()
+        except OSError as exc:
+            remote.refused = f"v{remote.pending.document.version} not kept: {exc}"
+            remote.pending = None
+            log.error("configuration %s", remote.refused)
+            return
+        how = "the door is quiet" if self.quiet() else f"waited {waited / 60:.0f} min for a quiet moment"
+        log.info("configuration v%d kept (%s): restarting to run with it", version, how)
+        self.restart_for = f"configuration v{version}"
+        self.guard.force_off()
+        self.reactor.stop()
+
     def _start_status(self, server: StatusServer) -> None:
         # A state directory that is read-only (or full) must not keep the door from running: the
         # status socket comes up once it can be made.
@@ -352,6 +391,7 @@ class DoorDaemon:
         self.reactor.every(TICK_SECONDS, self.core.tick)
         self.reactor.every(FLOOR_SAVE_SECONDS, self._save_floor)
         self.reactor.every(PRUNE_SECONDS, self._prune)
+        self.reactor.every(TICK_SECONDS, self._apply_when_quiet)
         self._wire_pins()
         self.reactor.post_urgent(self._sense)
         if self._cloud_problem is not None:
@@ -393,10 +433,10 @@ class DoorDaemon:
         return 0
 
 
-def run_daemon(config: Config, platform: Platform) -> int:
+def run_daemon(config: Config, platform: Platform, remote: RemoteConfig | None = None) -> int:
     setup_logging()
     try:
-        daemon = DoorDaemon(config, platform)
+        daemon = DoorDaemon(config, platform, remote)
     except JournalError as exc:
         log.error("%s", exc)
         return 1

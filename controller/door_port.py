@@ -15,6 +15,7 @@ from controller import __version__
 from controller.core import DoorCore
 from controller.decision import RevocationApplied
 from controller.journal import JournaledEvent, JournalError
+from controller.remote_config import RemoteConfig
 from wire.codes import RevocationList
 from wire.payloads import (
     MALFORMED_COMMAND,
@@ -24,6 +25,7 @@ from wire.payloads import (
     ReaderState,
     Seats,
     SessionInfo,
+    UpdateReport,
 )
 from wire.rules import rfc3339
 from wire.vocab import Side
@@ -33,13 +35,14 @@ log = logging.getLogger("doorctl.port")
 
 class DoorPort:
     def __init__(self, core: DoorCore, reader_names: Sequence[str],
-                 post: Callable[[Callable[[], None]], None],
-                 extra_status: Callable[[], dict[str, object]] = dict) -> None:
+                 post: Callable[[Callable[[], None]], None], remote: RemoteConfig | None = None,
+                 update: Callable[[], UpdateReport | None] = lambda: None) -> None:
         self._core = core
         self._post = post  # a task for the reactor, after the door inputs waiting
         self._revocation: _RevocationJob | None = None
         self._readers = tuple(reader_names)
-        self._extra_status = extra_status
+        self._remote = remote
+        self._update = update
         self.store = core.config.door.store
         self.door = core.config.door.name
         self.max_revoked_members = core.config.credentials.max_revoked_members
@@ -58,7 +61,9 @@ class DoorPort:
             readers={name: ReaderState.FAULT if name in state.faulty_readers else ReaderState.OK
                      for name in self._readers},
             clock_synced=self._core.clock.synced(), version=__version__, ts=rfc3339(self.now()),
-            extra=self._extra_status(),
+            config_version=None if self._remote is None else self._remote.applied,
+            config_refused=None if self._remote is None else self._remote.refused,
+            update=self._update(),
         )
 
     def seats(self) -> Seats:
@@ -97,6 +102,11 @@ class DoorPort:
             return MALFORMED_COMMAND
         return CommandReply(handled.code.cti.hex() if handled.code else None, decision.ok, decision.result,
                             decision.reason)
+
+    def configuration(self, payload: bytes) -> None:
+        """A remote configuration document (contract §11): checked now, applied at a quiet moment."""
+        if self._remote is not None:
+            self._remote.offered(payload)
 
     def revocation(self, listing: RevocationList) -> None:
         """A verified list: stored and applied if newer than the one the door holds (and than one

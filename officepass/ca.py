@@ -94,3 +94,44 @@ def init_ca(directory: Path, hostnames: list[str]) -> list[Path]:
     write_private(directory / BROKER_KEY, _key_pem(broker_key))
     (directory / BROKER_CERT).write_bytes(broker.public_bytes(serialization.Encoding.PEM))
     return [*written, directory / BROKER_CERT, directory / BROKER_KEY]
+
+
+CLIENT_YEARS = 5
+
+
+def door_request(csr_pem: bytes) -> x509.CertificateSigningRequest:
+    """A door's certificate signing request, checked: PEM, its signature (the door holds the key),
+    an EC P-256 key. CaProblem says why not."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise CaProblem(f"not a PEM certificate signing request ({exc})") from None
+    if not csr.is_signature_valid:
+        raise CaProblem("the signing request's signature does not verify")
+    public = csr.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+        raise CaProblem("the door's key must be EC P-256")
+    return csr
+
+
+def sign_client(directory: Path, csr_pem: bytes, username: str) -> x509.Certificate:
+    """A client certificate for a door's own key (from its signing request, checked by
+    `door_request`), its subject the broker identity `username`. CaProblem says why not."""
+    public = door_request(csr_pem).public_key()
+    try:
+        ca_key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), None)
+        ca_cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CaProblem(f"{directory}: the CA cannot be read ({exc}); run `officepass ca init`") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise CaProblem(f"{directory / CA_KEY}: not an EC key")
+    now = datetime.datetime.now(datetime.UTC)
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, username)]))
+            .issuer_name(ca_cert.subject).public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=365 * CLIENT_YEARS))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))

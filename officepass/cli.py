@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import socket
 import sys
@@ -95,6 +96,7 @@ def cmd_store_add(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from officepass.enrollment import EnrollPlace
     from officepass.service import BrokerAccess, Service
     from officepass.settings import SettingsError, load_settings
 
@@ -112,10 +114,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # address, so a restarted service resumes its broker session. With one, the id is the identity.
     access = BrokerAccess(mqtt.host, mqtt.port, credentials, mqtt.topic_prefix,
                           client_id=f"officepass-{socket.gethostname()}-{settings.listen}")
-    service = Service(_db(settings.database), KeyRing(settings.keys), access, secret,
+    keys = KeyRing(settings.keys)
+    enroll = (None if settings.broker is None else
+              EnrollPlace(settings.broker, mqtt.topic_prefix, settings.base_url, keys))
+    service = Service(_db(settings.database), keys, access, secret,
                       base_url=settings.base_url, support=settings.support,
                       offline_alarm_seconds=settings.offline_alarm_seconds,
-                      secure_cookie=settings.base_url.startswith("https://"))
+                      secure_cookie=settings.base_url.startswith("https://"), enroll=enroll)
     service.start()
     host, _, port = settings.listen.rpartition(":")
     print(f"officepass: member app and console on http://{settings.listen}/ "
@@ -181,7 +186,7 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
     with _db(settings.database)() as db:
         identities = fleet_identities(db, Topics(settings.mqtt.topic_prefix), broker.instances,
                                       broker.observers, broker.home_assistant)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else broker.config_dir
     plan = BrokerPlan(broker.listen_host, broker.listen_port, broker.plain_port, broker.ca_dir, identities)
     try:
         write_broker_config(plan, out)
@@ -273,6 +278,61 @@ def cmd_webhook_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_door_add(args: argparse.Namespace) -> int:
+    from officepass.enrollment import EnrollProblem, add_door
+
+    settings = _settings(args.config, "door add")
+    if settings is None:
+        return 2
+    try:
+        with _db(settings.database).begin() as db:
+            made = add_door(db, args.store, args.door, by=f"cli:{getpass.getuser()}")
+    except EnrollProblem as exc:
+        print(f"officepass door add: {exc}", file=sys.stderr)
+        return 2
+    role = "the store's controller" if made.controller else "a door of the store (not its controller)"
+    print(f"# {made.store}/{made.door} registered as {role}.")
+    print(f"# One-time enrollment code, valid until {made.expires:%Y-%m-%d %H:%M} UTC. On the Pi, after "
+          "install-pi.sh:")
+    print(f"sudo /opt/doorctl/.venv/bin/doorctl enroll --service {settings.base_url} {made.code}")
+    return 0
+
+
+def cmd_door_config(args: argparse.Namespace) -> int:
+    from officepass.door_config import ConfigProblem, change_config, newest, parse_setting
+
+    settings = _settings(args.config, "door config")
+    if settings is None:
+        return 2
+    changes: dict[str, dict[str, object]] = {}
+    try:
+        for item in args.set or []:
+            name, sep, text = item.partition("=")
+            section, dot, key = name.strip().partition(".")
+            if not sep or not dot:
+                raise ConfigProblem(f"{item!r}: write SECTION.KEY=VALUE, e.g. door.seats=3")
+            changes.setdefault(section, {})[key] = parse_setting(section, key, text)
+        for name in args.unset or []:
+            section, dot, key = name.strip().partition(".")
+            if not dot:
+                raise ConfigProblem(f"{name!r}: write SECTION.KEY")
+            changes.setdefault(section, {})[key] = None
+        with _db(settings.database).begin() as db:
+            if not changes:
+                current = newest(db, args.store, args.door)
+                print(f"{args.store}/{args.door}: " + (f"v{current.version} {json.dumps(current.settings)}"
+                                                       if current else "no remote configuration"))
+                return 0
+            row = change_config(db, KeyRing(settings.keys), args.store, args.door, changes,
+                                by=f"cli:{getpass.getuser()}")
+    except ConfigProblem as exc:
+        print(f"officepass door config: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.store}/{args.door}: configuration v{row.version} stored; the service publishes it within "
+          f"seconds and the door applies it at its next quiet moment: {json.dumps(row.settings)}")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from officepass.db import migrate
 
@@ -326,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ca_init)
     p = sub.add_parser("broker-config", help="write a closed mosquitto configuration for the fleet")
     p.add_argument("--config", required=True, help="the service's TOML file")
-    p.add_argument("--out", required=True, help="the directory to write (mosquitto.conf, acl, passwords)")
+    p.add_argument("--out", help="the directory to write (mosquitto.conf, acl, passwords); "
+                   "default [broker] config_dir")
     p.set_defaults(func=cmd_broker_config)
 
     token = sub.add_parser("token", help="API tokens (contract §10)").add_subparsers(dest="token_command",
@@ -356,6 +417,21 @@ def build_parser() -> argparse.ArgumentParser:
         for command in (token if name == "token" else webhook).choices.values():
             command.add_argument("--db", help="a SQLite file, or an SQLAlchemy URL (default: --config's)")
             command.add_argument("--config", help="the service's TOML file (officepass serve's)")
+
+    door = sub.add_parser("door", help="doors: enrollment and remote configuration (contract §11)"
+                          ).add_subparsers(dest="door_command", required=True)
+    p = door.add_parser("add", help="register a door and print its one-time enrollment command")
+    p.add_argument("--config", required=True, help="the serve file")
+    p.add_argument("store")
+    p.add_argument("door")
+    p.set_defaults(func=cmd_door_add)
+    p = door.add_parser("config", help="show or change a door's remote configuration")
+    p.add_argument("--config", required=True, help="the serve file")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="e.g. door.seats=3")
+    p.add_argument("--unset", action="append", metavar="SECTION.KEY", help="back to the door's file")
+    p.add_argument("store")
+    p.add_argument("door")
+    p.set_defaults(func=cmd_door_config)
 
     store = sub.add_parser("store", help="stores").add_subparsers(dest="store_command", required=True)
     p = store.add_parser("add", help="add a store and its doors")

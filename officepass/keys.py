@@ -14,11 +14,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from wire.codes import mint_code, mint_revocation
+from wire.codes import mint_code, mint_config, mint_revocation
 from wire.rules import DEFAULT_ISSUER
 from wire.vocab import Act
 
@@ -103,6 +104,14 @@ class KeyRing:
         return mint_code(self._private(kid), kid=kid, issuer=self.issuer, member=member, iat=iat,
                          exp=iat + COMMAND_TTL_SECONDS, cti=secrets.token_bytes(16), stores=[store], act=act,
                          presence=presence)
+
+    def config_document(self, version: int, door: str, settings: dict[str, dict[str, Any]], *,
+                        now: int | None = None) -> str:
+        """A door's remote configuration, signed (contract §11)."""
+        kid = self.active_kid()
+        iat = int(time.time()) if now is None else now
+        return mint_config(self._private(kid), kid=kid, issuer=self.issuer, iat=iat, version=version,
+                           door=door, settings=settings)
 
     def revocation(self, version: int, members: list[str], *, now: int | None = None) -> str:
         kid = self.active_kid()

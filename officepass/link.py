@@ -95,3 +95,12 @@ class DoorLink:
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise RuntimeError(f"the broker did not take the revocation list within {timeout:.0f} s")
+
+    def publish_config(self, store: str, door: str, document: str, timeout: float = 10.0) -> None:
+        """A door's signed configuration, retained on its `config` topic (contract §11). Raises
+        RuntimeError when the broker did not acknowledge it in time."""
+        info = self.connection.publish(self.topics.config(store, door), document, retain=True)
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise RuntimeError(f"the broker did not take {store}/{door}'s configuration within "
+                               f"{timeout:.0f} s")

@@ -293,3 +293,54 @@ class WebhookDelivery(Base):
     delivered: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     gave_up: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Enrollment(Base):
+    """A one-time enrollment code for one door (contract §11): who made it, until when, and who used
+    it (the door's key, where from, when)."""
+
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the code
+    store: Mapped[str] = mapped_column(String(64))
+    door: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    used_from: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the client's address
+    key_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the door's public key
+
+
+class DoorIdentity(Base):
+    """A door's broker identity as enrollment handed it out: the live one has no `revoked`; enrolling
+    the door again (a replaced Pi) revokes the one before."""
+
+    __tablename__ = "door_identities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(String(64))
+    door: Mapped[str] = mapped_column(String(64))
+    enrollment: Mapped[int] = mapped_column(Integer)
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    certificate_serial: Mapped[str] = mapped_column(String(64))
+    issued: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("door_identities_door", "store", "door"),)
+
+
+class DoorConfig(Base):
+    """A door's remote configuration (contract §11), every version kept: the signed document is what
+    is published (retained), the same bytes from every instance."""
+
+    __tablename__ = "door_configs"
+
+    store: Mapped[str] = mapped_column(String(64), primary_key=True)
+    door: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settings: Mapped[dict[str, Any]]  # {section: {key: value}}
+    document: Mapped[str] = mapped_column(Text)  # OPC1:...
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(64))

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from officepass.connection import ServiceConnection
 from officepass.consumer import FleetConsumer
+from officepass.door_config import ConfigPublisher
+from officepass.enrollment import EnrollPlace
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
 from officepass.mail import SupportMail
@@ -42,7 +44,7 @@ class Service:
     def __init__(self, db: sessionmaker[Session], keys: KeyRing, broker: BrokerAccess, secret: str, *,
                  base_url: str, support: Support | None = None, offline_alarm_seconds: float = 300,
                  secure_cookie: bool = False, republish_seconds: float = REPUBLISH_SECONDS,
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS, enroll: EnrollPlace | None = None) -> None:
         self.db = db
         self.keys = keys
         self.connection = ServiceConnection(broker.host, broker.port, broker.credentials, broker.client_id)
@@ -61,8 +63,10 @@ class Service:
                                   on_raised=lambda: self.notifier.changed({Change.DOORS, Change.CONSOLE}))
         self.repair = GapRepair(db, self.link.ask_replay, self.connection.connected)
         self.webhooks = WebhookSender(db)
+        self.configs = ConfigPublisher(db, self.link.publish_config, poll_seconds)
         self.app: FastAPI = create_app(db, keys, self.link, secret, secure_cookie=secure_cookie,
-                                       revocations=self.revocations, notifier=self.notifier, contact=support)
+                                       revocations=self.revocations, notifier=self.notifier, contact=support,
+                                       configs=self.configs, enroll=enroll)
 
     def start(self, timeout: float = 10.0) -> bool:
         """Everything running; True once the broker took the subscriptions within `timeout` (the
@@ -76,9 +80,11 @@ class Service:
         self.revocations.start()
         self.repair.start()
         self.webhooks.start()
+        self.configs.start()
         return subscribed
 
     def stop(self) -> None:
+        self.configs.stop()
         self.webhooks.stop()
         self.repair.stop()
         self.revocations.stop()

@@ -35,6 +35,11 @@ hostnames = ["broker.example"]                   # [[]] the broker certificate's
 instances = ["a"]                                # [["a"]] every service instance (svc/{name})
 observers = []                                   # [[]] read-only identities (observer/{name})
 home_assistant = false                           # [false] doors may publish HA discovery
+config_dir = "/var/lib/officepass/broker"        # [that] where broker-config writes (enrollment too)
+reload = ["systemctl", "reload", "mosquitto"]    # [[]] run after enrollment changed the broker's
+                                                 # files (SIGHUP: nobody is dropped); [] = none
+door_host = "broker.example"                     # [""] the broker address enrolled doors are given
+                                                 # ("" = the first of hostnames, else localhost)
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ SPEC: dict[str, dict[str, tuple[type, Any]]] = {
     "broker": {"listen": (str, "0.0.0.0:8883"), "plain_port": (int, 0),
                "ca_dir": (str, "/var/lib/officepass/ca"),
                "hostnames": (list, []), "instances": (list, ["a"]), "observers": (list, []),
-               "home_assistant": (bool, False)},
+               "home_assistant": (bool, False), "config_dir": (str, "/var/lib/officepass/broker"),
+               "reload": (tuple, []), "door_host": (str, "")},
 }
 OPTIONAL_SECTIONS = frozenset({"support", "broker"})
 
@@ -130,6 +136,9 @@ class BrokerSettings:
     instances: list[str]
     observers: list[str]
     home_assistant: bool
+    config_dir: Path
+    reload: list[str]  # run after the broker's files changed; [] = none
+    door_host: str  # the broker address enrolled doors are given
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,11 @@ def load_settings(path: Path) -> Settings:
             value = table.get(key, default)
             if value is None:
                 problems.append(f"{section}.{key}: required key is missing")
+            elif kind is tuple:  # a command line: a list of words, the first the program
+                if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                    problems.append(f"{section}.{key}: must be a command, a list of non-empty strings")
+                else:
+                    values[f"{section}.{key}"] = value
             elif kind is list:
                 if not isinstance(value, list) or not all(isinstance(v, str) and ID_RE.fullmatch(v)
                                                           for v in value):
@@ -225,7 +239,9 @@ def load_settings(path: Path) -> Settings:
         broker = BrokerSettings(host, int(port), values["broker.plain_port"] or None,
                                 Path(values["broker.ca_dir"]), values["broker.hostnames"],
                                 values["broker.instances"], values["broker.observers"],
-                                values["broker.home_assistant"])
+                                values["broker.home_assistant"], Path(values["broker.config_dir"]),
+                                values["broker.reload"], values["broker.door_host"]
+                                or (values["broker.hostnames"] or ["localhost"])[0])
     return Settings(values["service.listen"], values["service.base_url"], values["service.database"],
                     Path(values["service.keys"]), Path(values["service.secret_file"]), mqtt,
                     values["service.offline_alarm_seconds"], support, broker,

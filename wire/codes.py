@@ -11,7 +11,8 @@ Replay memory is not here: it lives in the journal (used codes) and in the
 same-presentation window, both consulted by the door's admission (controller.admission).
 
 The signed revocation list (contract §4, `OPR1:`) is the same COSE_Sign1 with
-other claims: `parse_revocation` and `CodeVerifier.verify_revocation`.
+other claims: `parse_revocation` and `CodeVerifier.verify_revocation`; so is a door's remote
+configuration (contract §11, `OPC1:`): `parse_config_document` and `CodeVerifier.verify_config`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ PREFIX = "OP1:"
 # A member code's QR text is at most this long (contract §1); longer is malformed unread.
 MAX_CODE_CHARS = 512
 REVOCATION_PREFIX = "OPR1:"
+CONFIG_PREFIX = "OPC1:"
+MAX_CONFIG_CHARS = 64 * 1024  # a door's settings and a few trusted keys: a few hundred bytes
 COSE_SIGN1_TAG = 18
 ALG_EDDSA = -8
 SIGNATURE_BYTES = 64
@@ -252,6 +255,63 @@ def parse_revocation(text: str, max_members: int) -> RevocationList:
     return RevocationList(sign1.kid, iss, iat, version, frozenset(members), sign1.signed, sign1.signature)
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigDocument:
+    """A structurally valid `OPC1:` document (contract §11); trusted only once `verify_config` says so.
+
+    `settings` is `{section: {key: value}}` as the door's file would hold it; `door` names the door
+    it is for, `{store}/{door}`."""
+
+    kid: bytes
+    issuer: str
+    iat: int
+    version: int
+    door: str
+    settings: dict[str, dict[str, Any]]
+    signed: bytes
+    signature: bytes
+
+
+def config_door(store: str, door: str) -> str:
+    """How a config document names its door."""
+    return f"{store}/{door}"
+
+
+def parse_config_document(text: str) -> ConfigDocument:
+    """Check an `OPC1:` document's structure; raise MalformedCode naming the first problem."""
+    sign1 = _parse_sign1(text, CONFIG_PREFIX, MAX_CONFIG_CHARS)
+    claims = sign1.claims
+    iss, iat, version, door, settings = (claims.get(_ISS), claims.get(_IAT), claims.get("v"),
+                                         claims.get("door"), claims.get("set"))
+    if not isinstance(iss, str):
+        raise MalformedCode("iss (1) missing or not text")
+    if not _is_int(iat):
+        raise MalformedCode("iat (6) missing or not an integer")
+    if not _is_int(version) or not 0 <= version <= MAX_VERSION:
+        raise MalformedCode("v missing or not an integer from 0 to 2^63-1")
+    if not isinstance(door, str) or len(door) > 129:
+        raise MalformedCode("door missing or not text {store}/{door}")
+    if not isinstance(settings, dict):
+        raise MalformedCode("set missing or not a map of sections")
+    plain: dict[str, dict[str, Any]] = {}
+    for section, values in settings.items():
+        if not isinstance(section, str) or not isinstance(values, dict):
+            raise MalformedCode("set must map section names to maps of keys")
+        if not all(isinstance(k, str) for k in values):
+            raise MalformedCode(f"set.{section}: keys must be text")
+        plain[section] = {k: _plain(v) for k, v in values.items()}
+    return ConfigDocument(sign1.kid, iss, iat, version, door, plain, sign1.signed, sign1.signature)
+
+
+def _plain(value: Any) -> Any:
+    """CBOR's frozen maps and tuples as the dicts and lists a TOML file would give."""
+    if isinstance(value, (dict, cbor2.frozendict)):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 class CodeVerifier:
     """Stateless checks of contract §1, in the contract's order (all but `replayed`)."""
 
@@ -313,16 +373,26 @@ class CodeVerifier:
     def verify_revocation(self, text: str, max_members: int) -> RevocationList:
         """Structure, trusted key, signature and issuer of an `OPR1:` list; MalformedCode says why not."""
         listing = parse_revocation(text, max_members)
-        key = self._keys.get(listing.kid)
+        self._check_signed(listing.kid, listing.signed, listing.signature, listing.issuer)
+        return listing
+
+    def verify_config(self, text: str) -> ConfigDocument:
+        """Structure, trusted key, signature and issuer of an `OPC1:` document; MalformedCode says why
+        not. (Whether it is for this door, newer, and holds good values is the door's to decide.)"""
+        document = parse_config_document(text)
+        self._check_signed(document.kid, document.signed, document.signature, document.issuer)
+        return document
+
+    def _check_signed(self, kid: bytes, signed: bytes, signature: bytes, issuer: str) -> None:
+        key = self._keys.get(kid)
         if key is None:
-            raise MalformedCode(f"kid {listing.kid!r} is not trusted")
+            raise MalformedCode(f"kid {kid!r} is not trusted")
         try:
-            key.verify(listing.signature, listing.signed)
+            key.verify(signature, signed)
         except InvalidSignature:
             raise MalformedCode("bad signature") from None
-        if listing.issuer != self.issuer:
-            raise MalformedCode(f"issuer {listing.issuer!r} is not {self.issuer!r}")
-        return listing
+        if issuer != self.issuer:
+            raise MalformedCode(f"issuer {issuer!r} is not {self.issuer!r}")
 
 
 def used_code_expiry(code: MemberCode, skew: int) -> float:
@@ -373,3 +443,11 @@ def mint_revocation(
     """Sign a revocation list (contract §4). For the pass service, tests and `doorctl issue-revocation`."""
     claims: dict[Any, Any] = {_ISS: issuer, _IAT: iat, "v": version, "m": list(members)}
     return REVOCATION_PREFIX + _sign1(private_key, kid, claims, False)
+
+
+def mint_config(private_key: bytes, *, kid: str, issuer: str, iat: int, version: int, door: str,
+                settings: Mapping[str, Mapping[str, Any]]) -> str:
+    """Sign a door's remote configuration (contract §11). For the pass service and tests."""
+    claims: dict[Any, Any] = {_ISS: issuer, _IAT: iat, "v": version, "door": door,
+                              "set": {section: dict(values) for section, values in settings.items()}}
+    return CONFIG_PREFIX + _sign1(private_key, kid, claims, False)

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from wire.codes import MEMBER_RE
+from wire.fleet import UpdateState
 from wire.rules import parse_rfc3339, vacancy_symbol
 from wire.topics import ID_RE
 from wire.vocab import Act, Alarm, Deny, DoorPosition, EventType, LockStatus, SessionState, Source, Vacancy
@@ -133,8 +134,30 @@ class ReaderState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateReport:
+    """A door's update, in its status (contract §11): the state, the release it is about, and why it
+    failed or was rolled back."""
+
+    state: UpdateState
+    version: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "version": self.version, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, body: Any) -> UpdateReport:
+        if not isinstance(body, dict):
+            raise WireError("update", "not an object")
+        return cls(_enum(body, "state", UpdateState), _optional_text(body, "version"),
+                   None if body.get("reason") is None else _text(body, "reason", max_len=1000))
+
+
+@dataclass(frozen=True, slots=True)
 class DoorStatus:
-    """A door's retained `status` while it is online (contract §4)."""
+    """A door's retained `status` while it is online (contract §4), with §11's configuration and
+    update fields: the applied remote configuration's version (None: the file alone), why the last
+    one offered was refused, and the update's state."""
 
     lock: LockStatus
     door: DoorPosition
@@ -144,6 +167,9 @@ class DoorStatus:
     version: str
     ts: str
     online: bool = True
+    config_version: int | None = None
+    config_refused: str | None = None
+    update: UpdateReport | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields beyond the contract's
 
     def to_json(self) -> str:
@@ -152,7 +178,8 @@ class DoorStatus:
     def to_dict(self) -> dict[str, Any]:
         return {"online": self.online, "lock": self.lock, "door": self.door, "alarms": list(self.alarms),
                 "readers": dict(self.readers), "clock_synced": self.clock_synced, "version": self.version,
-                "ts": self.ts}
+                "ts": self.ts, "config_version": self.config_version, "config_refused": self.config_refused,
+                "update": None if self.update is None else self.update.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +193,8 @@ class DoorOffline:
 
 
 StatusMessage = DoorStatus | DoorOffline
-_KNOWN_STATUS = frozenset({"online", "lock", "door", "alarms", "readers", "clock_synced", "version", "ts"})
+_KNOWN_STATUS = frozenset({"online", "lock", "door", "alarms", "readers", "clock_synced", "version", "ts",
+                           "config_version", "config_refused", "update"})
 
 
 def parse_status(data: bytes | str) -> StatusMessage:
@@ -196,6 +224,10 @@ def status_from_dict(body: Mapping[str, Any]) -> StatusMessage:
         alarms=tuple(Alarm(a) for a in alarms),
         readers={name: ReaderState(h) for name, h in readers.items()},
         clock_synced=_bool(body, "clock_synced"), version=_text(body, "version"), ts=_time(body, "ts"),
+        config_version=None if body.get("config_version") is None else _int(body, "config_version"),
+        config_refused=None if body.get("config_refused") is None else _text(body, "config_refused",
+                                                                               max_len=1000),
+        update=None if body.get("update") is None else UpdateReport.from_dict(body["update"]),
         extra=extra,
     )
 

@@ -14,12 +14,15 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from officepass.api import app as api
+from officepass.door_config import ConfigPublisher
+from officepass.enrollment import EnrollPlace
 from officepass.keys import KeyRing
 from officepass.link import DoorLink
 from officepass.notifier import FleetNotifier
 from officepass.revocations import RevocationPublisher
 from officepass.settings import Support
 from officepass.web import auth, charts, console, doors, integrations, language, live, operate, stores
+from officepass.web import enroll as enroll_routes
 from officepass.web.guard import AttemptLimit, LoginRequired
 from officepass.web.live import Snapshots
 
@@ -66,10 +69,14 @@ class SecurityHeaders:
 
 def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, secret: str, *,
                secure_cookie: bool, revocations: RevocationPublisher, notifier: FleetNotifier,
-               contact: Support | None = None) -> FastAPI:
+               contact: Support | None = None, configs: ConfigPublisher | None = None,
+               enroll: EnrollPlace | None = None) -> FastAPI:
     app = FastAPI(title="officepass", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions, app.state.keys, app.state.link = sessions, keys, link
     app.state.revocations = revocations
+    app.state.configs = configs  # doors' remote configurations: nudged when one is changed
+    app.state.enroll = enroll  # what enrolled doors are given (None: no [broker], no enrollment)
+    app.state.enroll_limit = AttemptLimit(attempts=enroll_routes.FAILURES_PER_MINUTE, window=60.0)
     app.state.notifier = notifier  # what changed: the live pages wait for it
     app.state.contact = contact  # the office's mail and the support number the trouble screen names
     app.state.snapshots = Snapshots(sessions)
@@ -93,7 +100,8 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
 
     # Our own scripts and the vendored QR decoder: served from the package, nothing from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
-    for module in (auth, language, stores, doors, console, integrations, charts, operate, live):
+    for module in (auth, language, stores, doors, console, integrations, charts, operate, live,
+                   enroll_routes):
         app.include_router(module.router)
     api.install(app)
 
