@@ -375,6 +375,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from controller.enroll import main as enroll_main
+
+    return enroll_main(args.service, args.code, args.config, args.ca_file, restart=not args.no_restart)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from controller.doctor import run_doctor
 
@@ -415,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="poster.pdf or poster.png")
     p.add_argument("--url", help="the door's page (default: presence.url of the config)")
     p.set_defaults(func=cmd_poster)
+
+    p = sub.add_parser("enroll", help="join the fleet with a one-time code from `officepass door add`")
+    with_config(p)
+    p.add_argument("--service", required=True, help="the pass service, https://HOST")
+    p.add_argument("--ca-file", help="trust this CA for the service's https (default: the system's)")
+    p.add_argument("--no-restart", action="store_true", help="do not restart doorctl.service")
+    p.add_argument("code", help="the enrollment code, XXXX-XXXX-XXXX-XXXX-XXXX")
+    p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser("doctor", help="check config, keys, clock, broker, readers, GPIO, disk, power")
     with_config(p)

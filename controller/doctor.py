@@ -39,6 +39,7 @@ def check_config(path: str) -> tuple[Config | None, list[Finding]]:
         return None, [Finding("fail", f"config {path}: {p}", "edit the file; doorctl check-config lists all")
                       for p in exc.problems]
     found = [Finding("ok", f"config {path}")]
+    found += check_remote(path)
     if config.mqtt is not None:
         try:
             load_mqtt_credentials(config.mqtt)
@@ -46,6 +47,23 @@ def check_config(path: str) -> tuple[Config | None, list[Finding]]:
             fix = "copy the right file into place or fix the path; the door runs offline until then"
             found += [Finding("fail", p, fix) for p in exc.problems]
     return config, found
+
+
+def check_remote(path: str) -> list[Finding]:
+    """The service's configuration the door keeps (contract §11), and every key it sets over the file."""
+    from controller.remote_config import load_effective, overridden
+
+    try:
+        effective = load_effective(path)
+    except ConfigError:
+        return []  # the file's own problems are reported above
+    if effective.problem is not None:
+        return [Finding("warn", f"remote configuration not used: {effective.problem}",
+                        "the door runs on its file; the operator publishes a new version from the console")]
+    if effective.document is None:
+        return [Finding("ok", "remote configuration: none, the file alone")]
+    return [Finding("ok", f"remote configuration v{effective.document.version} applied over the file"),
+            *(Finding("ok", line) for line in overridden(effective))]
 
 
 def check_keys(config: Config) -> Finding:

@@ -137,15 +137,19 @@ def load_effective(path: str | Path) -> Effective:
 
 
 def overridden(effective: Effective) -> list[str]:
-    """`section.key: file value -> document value` for every key the document sets."""
+    """One line per key the document sets: its value, and what the file says (the service's wins)."""
     if effective.document is None:
         return []
     lines = []
     for section, values in sorted(effective.document.settings.items()):
         table = effective.file_doc.get(section, {})
         for key, value in sorted(values.items()):
-            was = table.get(key, "(default)") if isinstance(table, dict) else "(default)"
-            lines.append(f"{section}.{key}: file {was!r}, service {value!r}: the service's is used")
+            shown = "(a table)" if isinstance(value, dict) else repr(value)
+            if isinstance(table, dict) and key in table:
+                lines.append(f"{section}.{key} = {shown} from the service, over the file's "
+                             f"{'table' if isinstance(table[key], dict) else repr(table[key])}")
+            else:
+                lines.append(f"{section}.{key} = {shown} from the service (the file leaves it to the default)")
     return lines
 
 
