@@ -149,7 +149,8 @@ def overridden(effective: Effective) -> list[str]:
                 lines.append(f"{section}.{key} = {shown} from the service, over the file's "
                              f"{'table' if isinstance(table[key], dict) else repr(table[key])}")
             else:
-                lines.append(f"{section}.{key} = {shown} from the service (the file leaves it to the default)")
+                lines.append(f"{section}.{key} = {shown} from the service "
+                             "(the file leaves it to the default)")
     return lines
 
 

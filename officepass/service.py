@@ -66,7 +66,7 @@ class Service:
         self.configs = ConfigPublisher(db, self.link.publish_config, poll_seconds)
         self.app: FastAPI = create_app(db, keys, self.link, secret, secure_cookie=secure_cookie,
                                        revocations=self.revocations, notifier=self.notifier, contact=support,
-                                       configs=self.configs, enroll=enroll)
+                                       configs=self.configs, enroll=enroll, base_url=base_url)
 
     def start(self, timeout: float = 10.0) -> bool:
         """Everything running; True once the broker took the subscriptions within `timeout` (the

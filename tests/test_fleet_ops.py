@@ -13,7 +13,6 @@ again (systemd's Restart=always; here the test starts it again, as systemd would
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -164,8 +163,10 @@ def test_enroll_then_online_then_codes_refused_then_replaced(operator: Operator,
     assert bad.returncode == 2 and "not an enrollment code" in bad.stderr
     unknown = doorctl("enroll", "--config", str(config), "--service", operator.url, "--no-restart",
                       "ABCD-EFGH-JKMN-PQRS-TVWX")
-    assert unknown.returncode == 2 and "unknown_code" in unknown.stderr and "Nothing was written" in unknown.stderr
-    remote = doorctl("enroll", "--config", str(config), "--service", "http://pass.example", "--no-restart", code)
+    assert unknown.returncode == 2 and "unknown_code" in unknown.stderr
+    assert "Nothing was written" in unknown.stderr
+    remote = doorctl("enroll", "--config", str(config), "--service", "http://pass.example", "--no-restart",
+                     code)
     assert remote.returncode == 2 and "plain http only to this machine" in remote.stderr
     assert config.read_text() == before and not (config.parent / "door.key").exists()
 
@@ -184,12 +185,14 @@ def test_enroll_then_online_then_codes_refused_then_replaced(operator: Operator,
     assert f'k1 = "{public["k1"]}"' in text and 'username = "door/shop-1/main"' in text
 
     again = doorctl("enroll", "--config", str(config), "--service", operator.url, "--no-restart", code)
-    assert again.returncode == 2 and "used_code" in again.stderr and "enrolled shop-1/main already" in again.stderr
+    assert again.returncode == 2 and "used_code" in again.stderr
+    assert "enrolled shop-1/main already" in again.stderr
     assert config.read_text() == text
 
     # Who enrolled what, and when, from where, with which key.
     with sqlite3.connect(operator.root / "officepass.db") as db:
-        rows = db.execute("SELECT store, door, created_by, used, used_from, key_sha256 FROM enrollments").fetchall()
+        rows = db.execute("SELECT store, door, created_by, used, used_from, key_sha256 "
+                          "FROM enrollments").fetchall()
     assert len(rows) == 1 and rows[0][:2] == ("shop-1", "main") and rows[0][2].startswith("cli:")
     assert rows[0][3] is not None and rows[0][4] == "127.0.0.1" and len(rows[0][5]) == 64
 
@@ -202,7 +205,7 @@ def test_enroll_then_online_then_codes_refused_then_replaced(operator: Operator,
         # The service took the door's status: the console lists it online.
         with sessions(engine_for(operator.database))() as db:
             from officepass.models import DoorRecord
-            assert wait_for(lambda: (r := db.get(DoorRecord, ("shop-1", "main"))) is not None and r.online
+            assert wait_for(lambda: ((r := db.get(DoorRecord, ("shop-1", "main"))) is not None and r.online)
                             or db.expire_all(), timeout=15)
     finally:
         door.stop()
@@ -215,12 +218,13 @@ def test_enroll_then_online_then_codes_refused_then_replaced(operator: Operator,
                    operator.door_add("shop-1", "main"))
     assert done.returncode == 0, done.stderr
     assert (replacement.parent / "broker.password").read_text().strip() != old_password
-    import paho.mqtt.client as mqtt
     import ssl
+
+    import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     refused: list[Any] = []
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=door_username("shop-1", "main"),
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                         client_id=door_username("shop-1", "main"), protocol=mqtt.MQTTv5)
     client.tls_set_context(ssl.create_default_context(cafile=str(operator.root / "ca" / CA_CERT)))
     client.username_pw_set(door_username("shop-1", "main"), old_password)
     client.on_connect = lambda c, u, f, reason, p: refused.append(reason)
@@ -311,6 +315,64 @@ def test_remote_config_applied_at_a_quiet_moment_and_a_bad_one_refused(operator:
         refused = _status(watcher, "shop-3", "main") or {}
         assert refused["config_version"] == 1 and refused["config_refused"].startswith("v2 invalid")
         assert door.popen.poll() is None
+    finally:
+        door.stop()
+        board.close()
+
+
+def _console(operator: Operator) -> httpx.Client:
+    from officepass.members import add_member
+
+    with sessions(engine_for(operator.database)).begin() as db:
+        add_member(db, "ops", "Operator", "operator password", role="operator")
+    client = httpx.Client(base_url=operator.url, timeout=15)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert token
+    client.post("/login", data={"member": "ops", "password": "operator password", "csrf": token.group(1),
+                                "next": "/console"})
+    return client
+
+
+def _csrf(client: httpx.Client, path: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    assert found, path
+    return found.group(1)
+
+
+def test_console_adds_a_door_and_publishes_its_configuration(operator: Operator, tmp_path: Path) -> None:
+    console = _console(operator)
+    page = console.post("/console/doors", data={"store": "shop-4", "door": "main",
+                                                "csrf": _csrf(console, "/console")})
+    assert page.status_code == 200, page.text
+    command = re.search(r"<pre data-enroll-command>(.*?)</pre>", page.text)
+    assert command and f"--service {operator.url} " in command.group(1)
+    config = new_pi(tmp_path)
+    done = doorctl("enroll", "--config", str(config), "--service", operator.url, "--no-restart",
+                   command.group(1).split()[-1])
+    assert done.returncode == 0, done.stderr
+    forged = console.post("/console/doors/shop-4/main/config", data={"door.seats": "5", "csrf": "forged"})
+    assert forged.status_code == 403
+
+    watcher = operator.watcher()
+    board = BoardProcess(config, config.parent / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    try:
+        door.wait_line("connected to broker", timeout=30)
+        door_page = "/console/doors/shop-4/main"
+        assert wait_for(lambda: "the door&#39;s file alone" in console.get(door_page).text, timeout=15)
+        wrong = console.post(f"{door_page}/config", data={"door.seats": "many",
+                                                           "csrf": _csrf(console, door_page)})
+        assert wrong.status_code == 400 and "door.seats" in wrong.text
+        saved = console.post(f"{door_page}/config", data={"door.seats": "5", "csrf": _csrf(console, door_page)},
+                             follow_redirects=False)
+        assert saved.status_code == 303
+        assert door.popen.wait(60) == 0
+        door = DoorProcess(config, board.socket_path)
+        door.wait_line("connected to broker", timeout=30)
+        assert wait_for(lambda: (_seats(watcher, "shop-4") or {}).get("capacity") == 5, timeout=15)
+        assert wait_for(lambda: "v1 from the service" in console.get(door_page).text, timeout=15)
+        shown = console.get(door_page).text
+        assert 'data-config="1"' in shown and "used " in shown and 'value="5"' in shown
     finally:
         door.stop()
         board.close()

@@ -30,6 +30,7 @@ from officepass.models import (
     StoreSeats,
     time_bound,
 )
+from officepass.web.fleet_ops import config_context
 from officepass.web.guard import DB, Operator
 from officepass.web.pages import render
 from wire.payloads import SessionInfo
@@ -194,5 +195,6 @@ def _place(request: Request, user: Member, session: Session, store: str, door: s
         "lost": session.execute(select(SeqLost).filter_by(**place).order_by(SeqLost.door, SeqLost.first))
         .scalars().all(),
         "events": paged(session, request, "events", events, EVENT_ROWS),
+        **(config_context(session, store, door) if door is not None else {}),
     }
     return render(request, "console_place.html", context)
