@@ -38,10 +38,10 @@ vendor-js:
 	scripts/vendor-js.sh
 
 # The install script and the unit, booted under systemd in a Debian bookworm container (root).
-pi-check:
+pi-check: setup
 	python3 scripts/pi_check.py
 
-pi-check-arm64:
+pi-check-arm64: setup
 	python3 scripts/pi_check.py --arch arm64
 
 clean:

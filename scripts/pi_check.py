@@ -18,10 +18,13 @@ import json
 import os
 import platform
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,6 +205,145 @@ class Table:
         return 1 if failed else 0
 
 
+class OperatorSide:
+    """The operator's side on the host, as a deployment runs it: the checkout's `officepass` (its venv)
+    makes the CA and a closed mosquitto's configuration, the broker runs, `officepass serve` runs with a
+    `[broker]` section whose `reload` sends that broker SIGHUP. The container shares the host's network,
+    so the door reaches both on 127.0.0.1."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.root = workdir / "operator"
+        self.root.mkdir()
+        self.officepass = str(ROOT / ".venv" / "bin" / "officepass")
+        self.broker_port, self.http_port = _free_port(), _free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.database = self.root / "officepass.db"
+        root = self.root
+        self.base = (
+            f'[service]\nlisten = "127.0.0.1:{self.http_port}"\nbase_url = "{self.url}"\n'
+            f'database = "sqlite:///{self.database}"\nkeys = "{root / "keys"}"\n'
+            f'secret_file = "{root / "secret"}"\n'
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker_port}\nca_file = "{root / "ca" / "ca.pem"}"\n'
+            f'username = "svc/a"\npassword_file = "{root / "broker" / "secrets" / "svc_a.password"}"\n'
+            f'[broker]\nlisten = "127.0.0.1:{self.broker_port}"\nca_dir = "{root / "ca"}"\n'
+            f'config_dir = "{root / "broker"}"\ndoor_host = "127.0.0.1"\n')
+        self.settings = root / "serve.toml"
+        self.settings.write_text(self.base)
+        self.broker: subprocess.Popen[bytes] | None = None
+        self.serve: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return sh(self.officepass, *args, check=False)
+
+    def start(self) -> tuple[bool, str]:
+        for step in (("db", "upgrade", "--db", f"sqlite:///{self.database}"), ("keys", "new", "--keys",
+                     str(self.root / "keys"), "k1"), ("ca", "init", "--config", str(self.settings)),
+                     ("broker-config", "--config", str(self.settings))):
+            done = self.cli(*step)
+            if done.returncode != 0:
+                return False, f"officepass {' '.join(step[:2])}: {(done.stderr or done.stdout)[-300:]}"
+        log = (self.root / "mosquitto.log").open("ab")
+        self.broker = subprocess.Popen(["mosquitto", "-c", str(self.root / "broker" / "mosquitto.conf")],
+                                       stdout=log, stderr=subprocess.STDOUT)
+        self.settings.write_text(self.base + f'reload = ["kill", "-HUP", "{self.broker.pid}"]\n')
+        self.serve = subprocess.Popen([self.officepass, "serve", "--config", str(self.settings)],
+                                      stdout=(self.root / "serve.log").open("ab"), stderr=subprocess.STDOUT)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(f"{self.url}/login", timeout=2) as answer:
+                    if answer.status == 200:
+                        return True, f"broker 127.0.0.1:{self.broker_port} (TLS, closed), service {self.url}"
+            except OSError:
+                time.sleep(0.3)
+        return False, "officepass serve did not answer: " + (self.root / "serve.log").read_text()[-300:]
+
+    def status(self, store: str, door: str) -> dict[str, object]:
+        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=10) as db:
+            row = db.execute("SELECT online, status FROM doors WHERE store = ? AND door = ?",
+                             (store, door)).fetchone()
+        if row is None or not row[0]:
+            return {}
+        body = json.loads(row[1])
+        return body if isinstance(body, dict) else {}
+
+    def capacity(self, store: str) -> int | None:
+        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=10) as db:
+            row = db.execute("SELECT seats FROM store_seats WHERE store = ?", (store,)).fetchone()
+        return None if row is None else json.loads(row[0]).get("capacity")
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self) -> None:
+        for proc in (self.serve, self.broker):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fleet_checks(c: Container, op: OperatorSide, table: Table) -> None:
+    """Contract §11 on the booted container: enroll with one line, a remote configuration applied, a bad
+    one refused with the reason in the status."""
+    store, door = "pi-check", "main"
+
+    def enroll() -> tuple[bool, str]:
+        added = op.cli("door", "add", "--config", str(op.settings), store, door)
+        line = next((x for x in added.stdout.splitlines() if "doorctl enroll" in x), "")
+        if added.returncode != 0 or not line:
+            return False, f"officepass door add: {(added.stderr or added.stdout)[-300:]}"
+        # The one line the technician types, as `officepass door add` printed it (sudo: we are root).
+        res = c.run(line.removeprefix("sudo "), timeout=120)
+        if res.returncode != 0:
+            return False, f"doorctl enroll: {(res.stderr or res.stdout).strip()[-300:]}"
+        online = op.wait(lambda: bool(op.status(store, door)), 60)
+        modes = c.run("stat -c '%a %U' /etc/doorctl/door.key /etc/doorctl/broker.password").stdout.split()
+        return online and modes == ["600", "doorctl", "600", "doorctl"], \
+            f"{res.stdout.strip().splitlines()[0]}; online at the service {online}; key and password {modes}"
+
+    def remote_config() -> tuple[bool, str]:
+        before = int(c.unit("NRestarts") or 0)
+        done = op.cli("door", "config", "--config", str(op.settings), "--set", "door.seats=3", store, door)
+        if done.returncode != 0:
+            return False, done.stderr[-300:]
+        applied = op.wait(lambda: op.status(store, door).get("config_version") == 1, 90)
+        seats = op.wait(lambda: op.capacity(store) == 3, 30)
+        restarted = int(c.unit("NRestarts") or 0) > before
+        relay = c.board(op="state").get("relay")
+        return applied and seats and restarted and relay is False, \
+            f"config_version 1 {applied}, seats 3 {seats}, restarted by systemd {restarted}, relay on {relay}"
+
+    def bad_config() -> tuple[bool, str]:
+        done = op.cli("door", "config", "--config", str(op.settings), "--set", "lock.unlock_seconds=50",
+                      store, door)
+        if done.returncode != 0:
+            return False, done.stderr[-300:]
+        refused = op.wait(lambda: "lock.unlock_seconds" in str(op.status(store, door).get("config_refused")),
+                          60)
+        status = op.status(store, door)
+        return refused and status.get("config_version") == 1, f"status: {status.get('config_refused')}"
+
+    for name, fn in (("enroll: one `doorctl enroll` line, the door online at the service", enroll),
+                     ("remote configuration applied at a quiet moment, relay off", remote_config),
+                     ("a bad remote configuration refused, the reason in the status", bad_config)):
+        if not table.check(name, fn) and fn is enroll:
+            break
+
+
 def checks(c: Container, table: Table) -> None:
     def booted() -> tuple[bool, str]:
         ok = c.wait_for("systemctl is-system-running --wait | grep -qE 'running|degraded'", 120)
@@ -367,9 +509,14 @@ def main() -> int:
         return table.summary()
     workdir = Path(tempfile.mkdtemp(prefix=f"run-{args.arch}-", dir=CACHE))
     container = Container(tar[0], workdir)
+    operator = OperatorSide(workdir)
     try:
         checks(container, table)
+        if all(ok for _, ok, _, _ in table.rows) and table.check(
+                "operator side: closed broker and officepass serve on the host", operator.start):
+            fleet_checks(container, operator, table)
     finally:
+        operator.stop()
         container.close()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
