@@ -79,8 +79,10 @@ if [ -z "$ROOT" ]; then
     fi
     systemctl daemon-reload
     systemctl enable doorctl.service
-    log "edit /etc/doorctl/doorctl.toml, then: systemctl restart doorctl"
     "$APP/.venv/bin/doorctl" doctor --config /etc/doorctl/doorctl.toml || true
+    log "the wiring (pins, readers) is in /etc/doorctl/doorctl.toml; one command remains, the line the"
+    log "operator's \`officepass door add STORE DOOR\` (or the console's \"Add a door\") printed:"
+    log "  sudo $APP/.venv/bin/doorctl enroll --service https://PASS-SERVICE CODE"
 else
     log "installed into $ROOT"
     "$APP/.venv/bin/doorctl" check-config --config "$ROOT/etc/doorctl/doorctl.toml" || true

@@ -296,6 +296,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _daemonless_seconds(c: Container) -> float | None:
+    """From the daemon's last "restarting to run with it" to its next "ready:" (the journal's clock)."""
+    lines = c.run("journalctl -u doorctl -o short-unix --no-pager").stdout.splitlines()
+    stopped = [float(x.split()[0]) for x in lines if "restarting to run with it" in x]
+    if not stopped:
+        return None
+    ready = [float(x.split()[0]) for x in lines if "ready:" in x and float(x.split()[0]) > stopped[-1]]
+    return ready[0] - stopped[-1] if ready else None
+
+
 def fleet_checks(c: Container, op: OperatorSide, table: Table) -> None:
     """Contract §11 on the booted container: enroll with one line, a remote configuration applied, a bad
     one refused with the reason in the status."""
@@ -324,8 +334,11 @@ def fleet_checks(c: Container, op: OperatorSide, table: Table) -> None:
         seats = op.wait(lambda: op.capacity(store) == 3, 30)
         restarted = int(c.unit("NRestarts") or 0) > before
         relay = c.board(op="state").get("relay")
-        return applied and seats and restarted and relay is False, \
-            f"config_version 1 {applied}, seats 3 {seats}, restarted by systemd {restarted}, relay on {relay}"
+        gap = _daemonless_seconds(c)
+        shown = "?" if gap is None else f"{gap:.1f}"
+        ok = applied and seats and restarted and relay is False and gap is not None and gap < 15
+        return ok, (f"config_version 1 {applied}, seats 3 {seats}, restarted by systemd {restarted}, "
+                    f"relay on {relay}, {shown} s from stopping to READY again")
 
     def bad_config() -> tuple[bool, str]:
         done = op.cli("door", "config", "--config", str(op.settings), "--set", "lock.unlock_seconds=50",
