@@ -363,8 +363,8 @@ def test_console_adds_a_door_and_publishes_its_configuration(operator: Operator,
         wrong = console.post(f"{door_page}/config", data={"door.seats": "many",
                                                            "csrf": _csrf(console, door_page)})
         assert wrong.status_code == 400 and "door.seats" in wrong.text
-        saved = console.post(f"{door_page}/config", data={"door.seats": "5", "csrf": _csrf(console, door_page)},
-                             follow_redirects=False)
+        saved = console.post(f"{door_page}/config", follow_redirects=False,
+                             data={"door.seats": "5", "csrf": _csrf(console, door_page)})
         assert saved.status_code == 303
         assert door.popen.wait(60) == 0
         door = DoorProcess(config, board.socket_path)
