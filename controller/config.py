@@ -134,6 +134,8 @@ class UpdateConfig:
     no command in flight, nobody mid-checkout) before it goes ahead anyway."""
 
     quiet_wait_minutes: int
+    release: str | None = None  # the release this door should run (set by the console's rollout)
+    service: str | None = None  # where releases come from: the pass service (`doorctl enroll` sets it)
 
 
 @dataclass(frozen=True)
@@ -324,7 +326,15 @@ PRESENCE_FIELDS = {
     "require": Field((list,), default=[Act.CHECK_IN.value, Act.UNLOCK.value], check=_presence_acts),
     "display": Field(_STR, default=DISPLAY_NONE, check=_display),
 }
-UPDATE_FIELDS = {"quiet_wait_minutes": Field(_INT, default=30, check=_range(0, 24 * 60))}
+def _service_url(v: str) -> str | None:
+    return None if re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", v) else "must be an http:// or https:// URL"
+
+
+UPDATE_FIELDS = {
+    "quiet_wait_minutes": Field(_INT, default=30, check=_range(0, 24 * 60)),
+    "release": Field(_STR, check=_regex(re.compile(r"[0-9A-Za-z.+_-]{1,64}"), "a release version")),
+    "service": Field(_STR, check=_service_url),
+}
 SECTIONS = {"door", "lock", "reader", "credentials", "mqtt", "storage", "presence", "update"}
 PIN_KEYS = ("relay_pin", "door_sensor_pin", "exit_button_pin", "fire_alarm_pin", "lock_sensor_pin")
 

@@ -195,7 +195,7 @@ class DoorDaemon:
     def snapshot(self) -> dict[str, Any]:
         """Everything `doorctl status` shows (reactor thread)."""
         status = self.port.status().to_dict()
-        for key in ("online", "version", "ts"):
+        for key in ("online", "ts"):
             status.pop(key)
         return {
             "store": self.config.door.store,

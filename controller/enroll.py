@@ -146,7 +146,8 @@ def _daemon_owner() -> tuple[int, int] | None:
         return None
 
 
-def edited_config(text: str, doc: dict[str, object], grant: EnrollGrant, directory: Path) -> str:
+def edited_config(text: str, doc: dict[str, object], grant: EnrollGrant, directory: Path,
+                  service: str) -> str:
     mqtt: dict[str, object] = {
         "host": grant.broker_host, "port": grant.broker_port, "tls": grant.tls,
         "ca_file": str(directory / CA_FILE), "cert_file": str(directory / CERT_FILE),
@@ -154,7 +155,8 @@ def edited_config(text: str, doc: dict[str, object], grant: EnrollGrant, directo
         "password_file": str(directory / PASSWORD_FILE), "topic_prefix": grant.topic_prefix,
     }
     keys: dict[str, dict[str, object]] = {"door": {"store": grant.store, "name": grant.door},
-                                          "credentials": {"issuer": grant.issuer}, "mqtt": mqtt}
+                                          "credentials": {"issuer": grant.issuer}, "mqtt": mqtt,
+                                          "update": {"service": service}}
     if grant.presence_url is not None and isinstance(doc.get("presence"), dict):
         keys["presence"] = {"url": grant.presence_url}
     return edit(text, keys, whole={"credentials.keys": dict(grant.keys)})
@@ -177,7 +179,7 @@ def enroll(service: str, code_text: str, config_path: Path, *, ca_file: str | No
     key, csr = new_key()
     grant = ask(endpoint, EnrollRequest(code, csr), ca_file)
     try:
-        new_text = edited_config(text, doc, grant, directory)
+        new_text = edited_config(text, doc, grant, directory, service.rstrip("/"))
     except EditProblem as exc:
         raise EnrollFailed(f"{config_path} cannot take the door's settings: {exc}") from None
 

@@ -120,7 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     service = Service(_db(settings.database), keys, access, secret,
                       base_url=settings.base_url, support=settings.support,
                       offline_alarm_seconds=settings.offline_alarm_seconds,
-                      secure_cookie=settings.base_url.startswith("https://"), enroll=enroll)
+                      secure_cookie=settings.base_url.startswith("https://"), enroll=enroll,
+                      releases_dir=settings.releases)
     service.start()
     host, _, port = settings.listen.rpartition(":")
     print(f"officepass: member app and console on http://{settings.listen}/ "
@@ -333,6 +334,25 @@ def cmd_door_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release_publish(args: argparse.Namespace) -> int:
+    from officepass.releases import TARGETS, ReleaseProblem, publish
+
+    settings = _settings(args.config, "release publish")
+    if settings is None:
+        return 2
+    try:
+        with _db(settings.database).begin() as db:
+            built = publish(db, KeyRing(settings.keys), Path(args.source), args.version, settings.releases,
+                            tuple(args.target or TARGETS), by=f"cli:{getpass.getuser()}")
+    except (ReleaseProblem, OSError) as exc:
+        print(f"officepass release publish: {exc}", file=sys.stderr)
+        return 2
+    print(f"release {built.version}: {built.files} files, {built.bytes / 1e6:.1f} MB, signed; roll it out "
+          "from /console/releases (one door first), or: officepass door config --set "
+          f"update.release={built.version} STORE DOOR")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from officepass.db import migrate
 
@@ -432,6 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("door")
     p.set_defaults(func=cmd_door_config)
+
+    release = sub.add_parser("release", help="door releases (contract §11)"
+                             ).add_subparsers(dest="release_command", required=True)
+    p = release.add_parser("publish", help="build and sign a door release from a checkout")
+    p.add_argument("--config", required=True, help="the serve file")
+    p.add_argument("--version", required=True, help="the release's version, e.g. 0.2.0")
+    p.add_argument("--source", default=str(Path(__file__).resolve().parents[1]),
+                   help="the doorctl checkout to build (default: this one)")
+    p.add_argument("--target", action="append", help="bookworm-aarch64 or bookworm-x86_64 (default: both)")
+    p.set_defaults(func=cmd_release_publish)
 
     store = sub.add_parser("store", help="stores").add_subparsers(dest="store_command", required=True)
     p = store.add_parser("add", help="add a store and its doors")

@@ -39,7 +39,7 @@ KINDS: dict[str, type] = {
     "url": str, "window_seconds": int, "accept_seconds": int, "require": list,
     "issuer": str, "keys": dict, "max_clock_skew_seconds": int, "max_code_ttl_seconds": int,
     "max_command_ttl_seconds": int, "command_clock_skew_seconds": int,
-    "commands_need_synced_clock": bool, "max_revoked_members": int, "quiet_wait_minutes": int,
+    "commands_need_synced_clock": bool, "max_revoked_members": int, "quiet_wait_minutes": int, "release": str,
 }
 assert set(KINDS) == {k for keys in REMOTE_KEYS.values() for k in keys}
 

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from wire.codes import mint_code, mint_config, mint_revocation
+from wire.codes import ReleaseTarget, mint_code, mint_config, mint_release, mint_revocation
 from wire.rules import DEFAULT_ISSUER
 from wire.vocab import Act
 
@@ -112,6 +113,14 @@ class KeyRing:
         iat = int(time.time()) if now is None else now
         return mint_config(self._private(kid), kid=kid, issuer=self.issuer, iat=iat, version=version,
                            door=door, settings=settings)
+
+    def release_manifest(self, version: str, targets: Mapping[str, ReleaseTarget], *,
+                         now: int | None = None) -> str:
+        """A door release's manifest, signed (contract §11)."""
+        kid = self.active_kid()
+        iat = int(time.time()) if now is None else now
+        return mint_release(self._private(kid), kid=kid, issuer=self.issuer, iat=iat, version=version,
+                            targets=targets)
 
     def revocation(self, version: int, members: list[str], *, now: int | None = None) -> str:
         kid = self.active_kid()

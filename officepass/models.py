@@ -344,3 +344,15 @@ class DoorConfig(Base):
     document: Mapped[str] = mapped_column(Text)  # OPC1:...
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(64))
+
+
+class ReleaseRecord(Base):
+    """A door release (contract §11): its signed manifest; the files are in `[service] releases`."""
+
+    __tablename__ = "releases"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manifest: Mapped[str] = mapped_column(Text)  # OPU1:...
+    targets: Mapped[dict[str, Any]]  # {"names": [...]}
+    published: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_by: Mapped[str] = mapped_column(String(64))

@@ -7,6 +7,7 @@ way the parts are put together.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,7 +45,8 @@ class Service:
     def __init__(self, db: sessionmaker[Session], keys: KeyRing, broker: BrokerAccess, secret: str, *,
                  base_url: str, support: Support | None = None, offline_alarm_seconds: float = 300,
                  secure_cookie: bool = False, republish_seconds: float = REPUBLISH_SECONDS,
-                 poll_seconds: float = POLL_SECONDS, enroll: EnrollPlace | None = None) -> None:
+                 poll_seconds: float = POLL_SECONDS, enroll: EnrollPlace | None = None,
+                 releases_dir: Path | None = None) -> None:
         self.db = db
         self.keys = keys
         self.connection = ServiceConnection(broker.host, broker.port, broker.credentials, broker.client_id)
@@ -66,7 +68,8 @@ class Service:
         self.configs = ConfigPublisher(db, self.link.publish_config, poll_seconds)
         self.app: FastAPI = create_app(db, keys, self.link, secret, secure_cookie=secure_cookie,
                                        revocations=self.revocations, notifier=self.notifier, contact=support,
-                                       configs=self.configs, enroll=enroll, base_url=base_url)
+                                       configs=self.configs, enroll=enroll, base_url=base_url,
+                                       releases_dir=releases_dir)
 
     def start(self, timeout: float = 10.0) -> bool:
         """Everything running; True once the broker took the subscriptions within `timeout` (the

@@ -6,6 +6,7 @@ base_url = "https://pass.example"                # required: what the QR by the 
 database = "sqlite:////var/lib/officepass/officepass.db"   # [that] or a postgresql+psycopg:// URL
 keys = "/var/lib/officepass/keys"                # [that]: the signing keys (0600 files)
 secret_file = "/var/lib/officepass/session.key"  # [that]: made on first start, mode 0600
+releases = "/var/lib/officepass/releases"        # [that]: door releases (officepass release publish)
 offline_alarm_seconds = 300                      # [300]: a door offline this long is an alarm
 trusted_proxies = []                             # [[]] addresses whose X-Forwarded-For is believed
 
@@ -69,6 +70,7 @@ SPEC: dict[str, dict[str, tuple[type, Any]]] = {
                 "database": (str, "sqlite:////var/lib/officepass/officepass.db"),
                 "keys": (str, "/var/lib/officepass/keys"),
                 "secret_file": (str, "/var/lib/officepass/session.key"),
+                "releases": (str, "/var/lib/officepass/releases"),
                 "offline_alarm_seconds": (int, 300), "trusted_proxies": (list, [])},
     "mqtt": {"host": (str, None), "port": (int, 0), "topic_prefix": (str, DEFAULT_PREFIX),
              "tls": (bool, True), "ca_file": (str, ""), "cert_file": (str, ""), "key_file": (str, ""),
@@ -153,6 +155,7 @@ class Settings:
     support: Support | None
     broker: BrokerSettings | None
     trusted_proxies: list[str] = field(default_factory=list)
+    releases: Path = Path("/var/lib/officepass/releases")
 
     def secret(self) -> str:
         """The session cookie's signing secret: made once, kept 0600 beside the service's state."""
@@ -245,4 +248,4 @@ def load_settings(path: Path) -> Settings:
     return Settings(values["service.listen"], values["service.base_url"], values["service.database"],
                     Path(values["service.keys"]), Path(values["service.secret_file"]), mqtt,
                     values["service.offline_alarm_seconds"], support, broker,
-                    values["service.trusted_proxies"])
+                    values["service.trusted_proxies"], Path(values["service.releases"]))

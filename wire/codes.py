@@ -35,6 +35,12 @@ PREFIX = "OP1:"
 MAX_CODE_CHARS = 512
 REVOCATION_PREFIX = "OPR1:"
 CONFIG_PREFIX = "OPC1:"
+RELEASE_PREFIX = "OPU1:"
+MAX_RELEASE_CHARS = 256 * 1024
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_FILE_RE = re.compile(r"[A-Za-z0-9._+-]{1,200}")
+_RELEASE_VERSION_RE = re.compile(r"[0-9A-Za-z.+_-]{1,64}")
+_TARGET_RE = re.compile(r"[a-z0-9]+-[a-z0-9_]+")
 MAX_CONFIG_CHARS = 64 * 1024  # a door's settings and a few trusted keys: a few hundred bytes
 COSE_SIGN1_TAG = 18
 ALG_EDDSA = -8
@@ -312,6 +318,79 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseFile:
+    name: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseTarget:
+    """What one target (`bookworm-aarch64`) installs: the hashed lock, and every wheel (the door's own
+    and its dependencies') with its SHA-256 and size."""
+
+    lock: str  # one of the files' names
+    files: tuple[ReleaseFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseManifest:
+    """A structurally valid `OPU1:` release (contract §11); trusted only once `verify_release` says so."""
+
+    kid: bytes
+    issuer: str
+    iat: int
+    version: str
+    targets: dict[str, ReleaseTarget]
+    signed: bytes
+    signature: bytes
+
+
+def parse_release(text: str) -> ReleaseManifest:
+    """Check an `OPU1:` manifest's structure; raise MalformedCode naming the first problem."""
+    sign1 = _parse_sign1(text, RELEASE_PREFIX, MAX_RELEASE_CHARS)
+    claims = sign1.claims
+    iss, iat = claims.get(_ISS), claims.get(_IAT)
+    version, targets = claims.get("version"), claims.get("targets")
+    if not isinstance(iss, str):
+        raise MalformedCode("iss (1) missing or not text")
+    if not _is_int(iat):
+        raise MalformedCode("iat (6) missing or not an integer")
+    if not isinstance(version, str) or not _RELEASE_VERSION_RE.fullmatch(version):
+        raise MalformedCode("version missing or not 1-64 characters of 0-9A-Za-z.+_-")
+    if not isinstance(targets, dict) or not targets:
+        raise MalformedCode("targets missing or not a map of targets")
+    parsed: dict[str, ReleaseTarget] = {}
+    for target, body in targets.items():
+        if not isinstance(target, str) or not _TARGET_RE.fullmatch(target) or not isinstance(body, dict):
+            raise MalformedCode("targets must map RELEASE-ARCH names to maps")
+        files, lock = body.get("files"), body.get("lock")
+        if not isinstance(files, (list, tuple)) or not files:
+            raise MalformedCode(f"targets.{target}.files missing or empty")
+        entries = []
+        for entry in files:
+            if (not isinstance(entry, (list, tuple)) or len(entry) != 3 or not isinstance(entry[0], str)
+                    or not _FILE_RE.fullmatch(entry[0]) or entry[0].startswith(".")
+                    or not isinstance(entry[1], str) or not _SHA256_RE.fullmatch(entry[1])
+                    or not _is_int(entry[2]) or entry[2] < 0):
+                raise MalformedCode(f"targets.{target}.files: each is [name, sha256 hex, size]")
+            entries.append(ReleaseFile(entry[0], entry[1], entry[2]))
+        if not isinstance(lock, str) or lock not in {e.name for e in entries}:
+            raise MalformedCode(f"targets.{target}.lock missing or not one of its files")
+        parsed[target] = ReleaseTarget(lock, tuple(entries))
+    return ReleaseManifest(sign1.kid, iss, iat, version, parsed, sign1.signed, sign1.signature)
+
+
+def mint_release(private_key: bytes, *, kid: str, issuer: str, iat: int, version: str,
+                 targets: Mapping[str, ReleaseTarget]) -> str:
+    """Sign a release manifest (contract §11). For the pass service and tests."""
+    claims: dict[Any, Any] = {_ISS: issuer, _IAT: iat, "version": version, "targets": {
+        name: {"lock": t.lock, "files": [[f.name, f.sha256, f.size] for f in t.files]}
+        for name, t in targets.items()}}
+    return RELEASE_PREFIX + _sign1(private_key, kid, claims, False)
+
+
 class CodeVerifier:
     """Stateless checks of contract §1, in the contract's order (all but `replayed`)."""
 
@@ -382,6 +461,12 @@ class CodeVerifier:
         document = parse_config_document(text)
         self._check_signed(document.kid, document.signed, document.signature, document.issuer)
         return document
+
+    def verify_release(self, text: str) -> ReleaseManifest:
+        """Structure, trusted key, signature and issuer of an `OPU1:` release; MalformedCode says why not."""
+        manifest = parse_release(text)
+        self._check_signed(manifest.kid, manifest.signed, manifest.signature, manifest.issuer)
+        return manifest
 
     def _check_signed(self, kid: bytes, signed: bytes, signature: bytes, issuer: str) -> None:
         key = self._keys.get(kid)

@@ -37,7 +37,7 @@ REMOTE_KEYS: Mapping[str, frozenset[str]] = {
     "credentials": frozenset({"issuer", "keys", "max_clock_skew_seconds", "max_code_ttl_seconds",
                               "max_command_ttl_seconds", "command_clock_skew_seconds",
                               "commands_need_synced_clock", "max_revoked_members"}),
-    "update": frozenset({"quiet_wait_minutes"}),
+    "update": frozenset({"quiet_wait_minutes", "release"}),
 }
 
 
@@ -216,6 +216,18 @@ class EnrollRefusal:
         if not isinstance(error, str) or error not in EnrollError._value2member_map_:
             raise FleetWireError(f"error: {str(error)[:40]!r} is not one of {', '.join(EnrollError)}")
         return cls(EnrollError(error), _str(body, "detail", max_len=1000, empty=True))
+
+
+# Releases (contract §11), under the service's base URL: the signed manifest, then each file by name.
+RELEASES_PATH = "/releases"
+
+
+def release_manifest_path(version: str) -> str:
+    return f"{RELEASES_PATH}/{version}/manifest"
+
+
+def release_file_path(version: str, name: str) -> str:
+    return f"{RELEASES_PATH}/{version}/files/{name}"
 
 
 # The member app's door page (contract §8), as a door's `presence.url` holds it: {store} and {door}.

@@ -34,6 +34,7 @@ from officepass.web import (
     stores,
 )
 from officepass.web import enroll as enroll_routes
+from officepass.web import releases as release_routes
 from officepass.web.guard import AttemptLimit, LoginRequired
 from officepass.web.live import Snapshots
 
@@ -81,12 +82,14 @@ class SecurityHeaders:
 def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, secret: str, *,
                secure_cookie: bool, revocations: RevocationPublisher, notifier: FleetNotifier,
                contact: Support | None = None, configs: ConfigPublisher | None = None,
-               enroll: EnrollPlace | None = None, base_url: str = "") -> FastAPI:
+               enroll: EnrollPlace | None = None, base_url: str = "",
+               releases_dir: Path | None = None) -> FastAPI:
     app = FastAPI(title="officepass", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions, app.state.keys, app.state.link = sessions, keys, link
     app.state.revocations = revocations
     app.state.configs = configs  # doors' remote configurations: nudged when one is changed
     app.state.base_url = base_url  # what the enrollment command names
+    app.state.releases_dir = releases_dir or Path("/nonexistent")  # door releases' files
     app.state.enroll = enroll  # what enrolled doors are given (None: no [broker], no enrollment)
     app.state.enroll_limit = AttemptLimit(attempts=enroll_routes.FAILURES_PER_MINUTE, window=60.0)
     app.state.notifier = notifier  # what changed: the live pages wait for it
@@ -113,7 +116,7 @@ def create_app(sessions: sessionmaker[Session], keys: KeyRing, link: DoorLink, s
     # Our own scripts and the vendored QR decoder: served from the package, nothing from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     for module in (auth, language, stores, doors, console, integrations, charts, operate, live,
-                   enroll_routes, fleet_ops):
+                   enroll_routes, fleet_ops, release_routes):
         app.include_router(module.router)
     api.install(app)
 

@@ -1,4 +1,5 @@
-"""fleet operations (contract §11): enrollment codes, the doors' broker identities, remote configurations
+"""fleet operations (contract §11): enrollment codes, the doors' broker identities, remote configurations,
+releases
 
 Revision ID: 0007
 Revises: 0006
@@ -50,8 +51,18 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(64), nullable=False),
     )
 
+    op.create_table(
+        "releases",
+        sa.Column("version", sa.String(64), primary_key=True),
+        sa.Column("manifest", sa.Text, nullable=False),
+        sa.Column("targets", sa.JSON, nullable=False),
+        sa.Column("published", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_by", sa.String(64), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("releases")
     op.drop_table("door_configs")
     op.drop_index("door_identities_door", "door_identities")
     op.drop_table("door_identities")
