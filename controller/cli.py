@@ -381,6 +381,12 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return enroll_main(args.service, args.code, args.config, args.ca_file, restart=not args.no_restart)
 
 
+def cmd_update_agent(args: argparse.Namespace) -> int:
+    from controller.update_agent import main as agent_main
+
+    return agent_main(args.config)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from controller.doctor import run_doctor
 
@@ -429,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-restart", action="store_true", help="do not restart doorctl.service")
     p.add_argument("code", help="the enrollment code, XXXX-XXXX-XXXX-XXXX-XXXX")
     p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("update-agent",
+                       help="install, switch to and watch a release (root; doorctl-update.service)")
+    with_config(p)
+    p.set_defaults(func=cmd_update_agent)
 
     p = sub.add_parser("doctor", help="check config, keys, clock, broker, readers, GPIO, disk, power")
     with_config(p)

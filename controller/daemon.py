@@ -42,10 +42,12 @@ from controller.reactor import Reactor
 from controller.remote_config import RemoteConfig
 from controller.sdnotify import Notifier
 from controller.status_socket import StatusServer, status_socket_path
+from controller.updates import UpdateWatch
 from drivers.gpio import DoorPins
 from drivers.platform import Platform
 from drivers.readers import CodeReader
 from drivers.relay import RelayGuard
+from wire.payloads import UpdateReport
 from wire.presence import PresenceCodes
 from wire.vocab import SessionState, Side
 
@@ -113,6 +115,7 @@ class DoorDaemon:
         self.remote = remote
         self.restart_for: str | None = None  # set when the daemon stops to start again changed
         self._pending_since: float | None = None
+        self._last_update_report: UpdateReport | None = None
         # The relay first: it is driven off before the journal, readers or network exist.
         self.pins = DoorPins.open(config.lock.wiring, platform.pin_factory)
         self.reactor = Reactor()
@@ -129,7 +132,9 @@ class DoorDaemon:
         self.core = DoorCore(config, self.journal, self.guard, presence=self._presence_codes(config))
         self.readers = [platform.make_reader(r) for r in config.readers]
         # How the cloud link (and the status view) see the door.
-        self.port = DoorPort(self.core, [r.name for r in config.readers], self.reactor.post, remote=remote)
+        self.updates = UpdateWatch(config.storage.state_dir, config.update.release)
+        self.port = DoorPort(self.core, [r.name for r in config.readers], self.reactor.post, remote=remote,
+                             update=self.updates.report)
         self.cloud: CloudSync | None = None
         self._cloud_problem: str | None = None
         self._display_problem: str | None = None
@@ -312,11 +317,20 @@ class DoorDaemon:
                                     for s in self.core.state.sessions.values())
 
     def _apply_when_quiet(self) -> None:
-        """A checked configuration waits for a quiet moment (at most `update.quiet_wait_minutes`, and
-        always for the relay to be off), then is kept and the daemon stops to start again on it
-        (systemd's Restart=always)."""
+        """What waits for a quiet moment (at most `update.quiet_wait_minutes`, and always for the relay
+        to be off): a checked configuration, kept and then run by stopping to be started again on it
+        (systemd's Restart=always), and a staged release, which the update agent switches to. A
+        configuration that changes only `[update]` needs neither and is applied at once."""
         remote = self.remote
-        if remote is None or remote.pending is None or self.restart_for is not None:
+        if remote is not None and remote.pending is not None and remote.live():
+            self._apply_live(remote)
+        self.updates.tick()
+        report = self.updates.report()
+        if report != self._last_update_report:
+            self._last_update_report = report
+            self._publish_status()
+        wanted = remote is not None and remote.pending is not None
+        if not (wanted or self.updates.switch_wanted) or self.restart_for is not None:
             self._pending_since = None
             return
         now = time.monotonic()
@@ -327,6 +341,29 @@ class DoorDaemon:
             return  # never cut a member's unlock short, however long the wait
         if not self.quiet() and waited < self.config.update.quiet_wait_minutes * 60:
             return
+        how = "the door is quiet" if self.quiet() else f"waited {waited / 60:.0f} min for a quiet moment"
+        if remote is not None and remote.pending is not None:
+            self._restart_on_config(remote, how)
+        elif self.updates.switch():
+            log.info("release %s: switch asked (%s)", self.updates.release, how)
+            self._pending_since = None
+            self._publish_status()
+
+    def _apply_live(self, remote: RemoteConfig) -> None:
+        try:
+            self.config = remote.applied_live()
+        except OSError as exc:
+            assert remote.pending is not None
+            remote.refused = f"v{remote.pending.document.version} not kept: {exc}"
+            remote.pending = None
+            log.error("configuration %s", remote.refused)
+            return
+        self.updates.release = self.config.update.release
+        log.info("configuration v%s applied (it changes only [update]: no restart)", remote.applied)
+        self._publish_status()
+
+    def _restart_on_config(self, remote: RemoteConfig, how: str) -> None:
+        assert remote.pending is not None
         try:
             version = remote.keep_pending()
         except OSError as exc:
@@ -334,11 +371,14 @@ class DoorDaemon:
             remote.pending = None
             log.error("configuration %s", remote.refused)
             return
-        how = "the door is quiet" if self.quiet() else f"waited {waited / 60:.0f} min for a quiet moment"
         log.info("configuration v%d kept (%s): restarting to run with it", version, how)
         self.restart_for = f"configuration v{version}"
         self.guard.force_off()
         self.reactor.stop()
+
+    def _publish_status(self) -> None:
+        if self.cloud is not None:
+            self.cloud.state_changed()
 
     def _start_status(self, server: StatusServer) -> None:
         # A state directory that is read-only (or full) must not keep the door from running: the

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,19 @@ class RemoteConfig:
     def _refuse(self, refused: Refused) -> None:
         log.warning("configuration refused: %s", refused)
         self.refused = str(refused)
+
+    def live(self) -> bool:
+        """Whether the waiting document changes nothing but `[update]`: then it needs no restart
+        (only the update watch and the quiet wait read those), and is applied at once."""
+        assert self.pending is not None
+        return replace(self.pending.config, update=self._current.update) == self._current
+
+    def applied_live(self) -> Config:
+        """The waiting document, kept and now the current one (`live()` said so); the new config."""
+        assert self.pending is not None
+        version = self.keep_pending()
+        self._current, self.applied, self.pending = self.pending.config, version, None
+        return self._current
 
     def keep_pending(self) -> int:
         """Write the waiting document where the next start reads it; the version. Raises OSError."""

@@ -60,10 +60,22 @@ if [ "$ARCH" != x86_64 ] && ! "$APP/.venv/bin/python" -c "import lgpio" 2>/dev/n
     log "WARNING: no lgpio for this Python: install python3-lgpio (Raspberry Pi OS) for real GPIO"
 fi
 
+log "releases: current -> this install (updates switch it; contract §11)"
+# The technician's install is what runs: `current` points at it again, whatever a release did.
+ln -sfn "/opt/doorctl/.venv" "$APP/current.new" && mv -T "$APP/current.new" "$APP/current"
+install -d -m 0755 "$APP/releases"
+# The wheels of this lock, kept for the update agent: a release that keeps a dependency's version
+# does not download it again (pip takes them from its own cache just filled).
+install -d -m 0700 "$ROOT/var/cache/doorctl-update"
+"$APP/.venv/bin/python" -m pip download -q --no-deps --require-hashes -r "$LOCK" -d "$ROOT/var/cache/doorctl-update" \
+    || log "WARNING: the lock's wheels were not kept for updates (the first update downloads them)"
+
 log "config, state, unit, watchdog"
-install -d -m 0750 "$ROOT/etc/doorctl" "$ROOT/var/lib/doorctl"
+install -d -m 0750 "$ROOT/etc/doorctl" "$ROOT/var/lib/doorctl" "$ROOT/var/lib/doorctl/update"
 [ -f "$ROOT/etc/doorctl/doorctl.toml" ] || install -m 0640 "$SRC/config/example.toml" "$ROOT/etc/doorctl/doorctl.toml"
 install -D -m 0644 "$SRC/systemd/doorctl.service" "$ROOT/etc/systemd/system/doorctl.service"
+install -D -m 0644 "$SRC/systemd/doorctl-update.service" "$ROOT/etc/systemd/system/doorctl-update.service"
+install -D -m 0644 "$SRC/systemd/doorctl-update.path" "$ROOT/etc/systemd/system/doorctl-update.path"
 install -d "$ROOT/etc/systemd/system.conf.d"
 cat > "$ROOT/etc/systemd/system.conf.d/doorctl-watchdog.conf" <<'CONF'
 # The SoC's hardware watchdog: a hung system reboots (and the relay drops with it).
@@ -79,6 +91,7 @@ if [ -z "$ROOT" ]; then
     fi
     systemctl daemon-reload
     systemctl enable doorctl.service
+    systemctl enable --now doorctl-update.path
     "$APP/.venv/bin/doorctl" doctor --config /etc/doorctl/doorctl.toml || true
     log "the wiring (pins, readers) is in /etc/doorctl/doorctl.toml; one command remains, the line the"
     log "operator's \`officepass door add STORE DOOR\` (or the console's \"Add a door\") printed:"

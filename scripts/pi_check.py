@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ SIM_DROP_IN = """[Service]
 # Written by make pi-check, never shipped: the door on the simulated board.
 Environment=PYTHONPATH=/opt/doorctl/hw-sim
 ExecStart=
-ExecStart=/opt/doorctl/.venv/bin/doorctl run --sim --config /etc/doorctl/doorctl.toml
+ExecStart=/opt/doorctl/current/bin/doorctl run --sim --config /etc/doorctl/doorctl.toml
 ExecStopPost=
 ExecStopPost=/opt/doorctl/.venv/bin/doorctl relay-off --sim --config /etc/doorctl/doorctl.toml
 """
@@ -258,7 +259,7 @@ class OperatorSide:
                 time.sleep(0.3)
         return False, "officepass serve did not answer: " + (self.root / "serve.log").read_text()[-300:]
 
-    def status(self, store: str, door: str) -> dict[str, object]:
+    def status(self, store: str, door: str) -> dict[str, Any]:
         with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=10) as db:
             row = db.execute("SELECT online, status FROM doors WHERE store = ? AND door = ?",
                              (store, door)).fetchone()
@@ -296,17 +297,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _daemonless_seconds(c: Container) -> float | None:
-    """From the daemon's last "restarting to run with it" to its next "ready:" (the journal's clock)."""
+def _daemonless_seconds(c: Container, stopping: str = "restarting to run with it") -> float | None:
+    """From the daemon's last line saying `stopping` to its next "ready:" (the journal's clock)."""
     lines = c.run("journalctl -u doorctl -o short-unix --no-pager").stdout.splitlines()
-    stopped = [float(x.split()[0]) for x in lines if "restarting to run with it" in x]
+    stopped = [float(x.split()[0]) for x in lines if stopping in x]
     if not stopped:
         return None
     ready = [float(x.split()[0]) for x in lines if "ready:" in x and float(x.split()[0]) > stopped[-1]]
     return ready[0] - stopped[-1] if ready else None
 
 
-def fleet_checks(c: Container, op: OperatorSide, table: Table) -> None:
+def fleet_checks(c: Container, op: OperatorSide, table: Table, arch: str) -> None:
     """Contract §11 on the booted container: enroll with one line, a remote configuration applied, a bad
     one refused with the reason in the status."""
     store, door = "pi-check", "main"
@@ -350,10 +351,73 @@ def fleet_checks(c: Container, op: OperatorSide, table: Table) -> None:
         status = op.status(store, door)
         return refused and status.get("config_version") == 1, f"status: {status.get('config_refused')}"
 
+    target = "bookworm-" + {"amd64": "x86_64", "arm64": "aarch64"}[arch]
+    install_seconds = 900 if arch != HOST_ARCH else 300  # pip under qemu-user is slow
+
+    def release(version: str, source: Path) -> str | None:
+        done = op.cli("release", "publish", "--config", str(op.settings), "--version", version,
+                      "--source", str(source), "--target", target)
+        return None if done.returncode == 0 else (done.stderr or done.stdout)[-300:]
+
+    def update() -> tuple[bool, str]:
+        problem = release("0.2.0", ROOT)
+        if problem:
+            return False, f"officepass release publish: {problem}"
+        started = time.monotonic()
+        # v2 (refused) set an unlock the door cannot take: give that key back to the file.
+        done = op.cli("door", "config", "--config", str(op.settings), "--unset", "lock.unlock_seconds",
+                      "--set", "update.release=0.2.0", store, door)
+        if done.returncode != 0:
+            return False, done.stderr[-300:]
+        applied = op.wait(lambda: op.status(store, door).get("version") == "0.2.0"
+                          and (op.status(store, door).get("update") or {}).get("state") == "applied",
+                          install_seconds)
+        took = time.monotonic() - started
+        gap = _daemonless_seconds(c, "release 0.2.0: switch asked")
+        status = op.status(store, door)
+        relay = c.board(op="state").get("relay")
+        current = c.run("readlink /opt/doorctl/current").stdout.strip()
+        shown = "?" if gap is None else f"{gap:.1f}"
+        return applied and relay is False and current.endswith("/releases/0.2.0"), \
+            (f"version {status.get('version')}, update {status.get('update')}, current -> {current}, "
+             f"relay on {relay}; {took:.0f} s from the rollout, {shown} s from the switch to READY")
+
+    def rollback() -> tuple[bool, str]:
+        broken = op.root / "broken-src"
+        for part in ("pyproject.toml", "README.md", "controller", "drivers", "wire", "requirements"):
+            src = ROOT / part
+            if src.is_dir():
+                shutil.copytree(src, broken / part,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            else:
+                shutil.copy2(src, broken / part)
+        daemon = broken / "controller" / "daemon.py"
+        daemon.write_text(daemon.read_text() + '\nraise SystemExit("this release is broken on purpose")\n')
+        problem = release("0.3.0-broken", broken)
+        if problem:
+            return False, f"officepass release publish: {problem}"
+        started = time.monotonic()
+        done = op.cli("door", "config", "--config", str(op.settings), "--set", "update.release=0.3.0-broken",
+                      store, door)
+        if done.returncode != 0:
+            return False, done.stderr[-300:]
+        back = op.wait(lambda: (op.status(store, door).get("update") or {}).get("state") == "rolled_back"
+                       and op.status(store, door).get("version") == "0.2.0", install_seconds + 180)
+        took = time.monotonic() - started
+        status = op.status(store, door)
+        relay = c.board(op="state").get("relay")
+        current = c.run("readlink /opt/doorctl/current").stdout.strip()
+        update_report = status.get("update") or {}
+        return back and relay is False and current.endswith("/releases/0.2.0") and \
+            "0.3.0-broken" in str(update_report), (f"{update_report}; back on {status.get('version')}, "
+                                                   f"current -> {current}, relay on {relay}; {took:.0f} s")
+
     for name, fn in (("enroll: one `doorctl enroll` line, the door online at the service", enroll),
                      ("remote configuration applied at a quiet moment, relay off", remote_config),
-                     ("a bad remote configuration refused, the reason in the status", bad_config)):
-        if not table.check(name, fn) and fn is enroll:
+                     ("a bad remote configuration refused, the reason in the status", bad_config),
+                     ("update: a signed release installed beside, switched to, reported", update),
+                     ("a release whose daemon cannot start: rolled back by itself, relay off", rollback)):
+        if not table.check(name, fn) and fn in (enroll, update):
             break
 
 
@@ -527,7 +591,7 @@ def main() -> int:
         checks(container, table)
         if all(ok for _, ok, _, _ in table.rows) and table.check(
                 "operator side: closed broker and officepass serve on the host", operator.start):
-            fleet_checks(container, operator, table)
+            fleet_checks(container, operator, table, args.arch)
     finally:
         operator.stop()
         container.close()
