@@ -117,6 +117,7 @@ class Agent:
     def say(self, state: UpdateState, version: str | None, reason: str | None = None,
             previous: str | None = None) -> None:
         log.info("update %s %s%s", state, version, f": {reason}" if reason else "")
+        self.places.update_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
         write_atomic(self.places.update_dir / STATE_FILE,
                      AgentState(state, version, reason, previous).to_json() + "\n")
 

@@ -384,6 +384,7 @@ def fleet_checks(c: Container, op: OperatorSide, table: Table, arch: str) -> Non
 
     def rollback() -> tuple[bool, str]:
         broken = op.root / "broken-src"
+        broken.mkdir()
         for part in ("pyproject.toml", "README.md", "controller", "drivers", "wire", "requirements"):
             src = ROOT / part
             if src.is_dir():

@@ -100,6 +100,7 @@ def operator(tmp_path: Path) -> Iterator[Operator]:
     broker_port, http_port = free_port(), free_port()
     base = (f'[service]\nlisten = "127.0.0.1:{http_port}"\nbase_url = "http://127.0.0.1:{http_port}"\n'
             f'database = "{database}"\nkeys = "{root / "keys"}"\nsecret_file = "{root / "secret"}"\n'
+            f'releases = "{root / "releases"}"\n'
             f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nca_file = "{root / "ca" / CA_CERT}"\n'
             f'username = "svc/a"\npassword_file = "{root / "broker" / "secrets" / "svc_a.password"}"\n'
             f'[broker]\nlisten = "127.0.0.1:{broker_port}"\nca_dir = "{root / "ca"}"\n'
@@ -376,3 +377,80 @@ def test_console_adds_a_door_and_publishes_its_configuration(operator: Operator,
     finally:
         door.stop()
         board.close()
+
+
+def test_a_rollout_is_applied_live_and_asks_the_update_agent(operator: Operator, tmp_path: Path) -> None:
+    """`update.release` changes nothing the door runs on: applied without a restart; the daemon drops
+    its request for the update agent and reports it (no agent here: it stays asked)."""
+    config = _enrolled_door(operator, tmp_path, "shop-5")
+    watcher = operator.watcher()
+    board = BoardProcess(config, config.parent / "sim.sock")
+    door = DoorProcess(config, board.socket_path)
+    try:
+        door.wait_line("connected to broker", timeout=30)
+        done = officepass("door", "config", "--config", str(operator.settings), "shop-5", "main",
+                          "--set", "update.release=9.9.9")
+        assert done.returncode == 0, done.stderr
+        assert wait_for(lambda: (_status(watcher, "shop-5", "main") or {}).get("config_version") == 1,
+                        timeout=20)
+        status = _status(watcher, "shop-5", "main") or {}
+        assert status["update"] == {"state": "downloading", "version": "9.9.9",
+                                    "reason": "asked the update agent"}
+        request = json.loads((config.parent / "update" / "install.request").read_text())
+        assert request == {"version": "9.9.9"}
+        assert door.popen.poll() is None and "no restart" in door.output()
+    finally:
+        door.stop()
+        board.close()
+
+
+@pytest.mark.slow
+def test_update_agent_installs_a_signed_release_and_refuses_a_tampered_one(operator: Operator,
+                                                                             tmp_path: Path) -> None:
+    """The agent's install half against a real service: manifest signature, file hashes, a venv made
+    from the release's files alone. (The switch, health watch and rollback need systemd: make pi-check.)"""
+    from controller.update_agent import Agent, Places, UpdateFailed, door_target
+    from controller.updates import STATE_FILE, AgentState
+    from wire.fleet import UpdateState
+
+    target = door_target()
+    published = officepass("release", "publish", "--config", str(operator.settings), "--version", "0.2.0",
+                           "--target", target, timeout=600)
+    assert published.returncode == 0, published.stderr
+    config = _enrolled_door(operator, tmp_path, "shop-6")
+    places = Places(opt=tmp_path / "opt", state_dir=config.parent, cache=tmp_path / "cache")
+    agent = Agent(str(config), places)
+    venv = agent.install("0.2.0")
+    version = subprocess.run([str(venv / "bin" / "python"), "-c", "import controller, wire; "
+                              "print(controller.__version__)"], capture_output=True, text=True, check=True,
+                             cwd=tmp_path)
+    assert version.stdout.strip() == "0.2.0"
+    state = AgentState.read(places.update_dir / STATE_FILE)
+    assert state is not None and state.state is UpdateState.WAITING_QUIET and state.version == "0.2.0"
+
+    # A file changed on the way (here: on the service's disk) is refused by its signed hash.
+    published = officepass("release", "publish", "--config", str(operator.settings), "--version", "0.2.1",
+                           "--target", target, timeout=600)
+    assert published.returncode == 0, published.stderr
+    wheel = next((operator.root / "releases" / "0.2.1").glob("doorctl-0.2.1-*.whl"))
+    wheel.write_bytes(wheel.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(UpdateFailed, match="not the file the manifest signed"):
+        agent.install("0.2.1")
+    assert not (places.opt / "releases" / "0.2.1").exists()
+
+    # A door that does not trust the service's key refuses the manifest.
+    stranger = tmp_path / "stranger.toml"
+    stranger.write_text(re.sub(r'(?m)^k1 = ".*"$', f'k1 = "{_other_key()}"', config.read_text()))
+    with pytest.raises(UpdateFailed, match="manifest refused: bad signature"):
+        Agent(str(stranger), places).install("0.2.0")
+
+
+def _other_key() -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key()
+    return base64.b64encode(public.public_bytes(serialization.Encoding.Raw,
+                                                serialization.PublicFormat.Raw)).decode()
