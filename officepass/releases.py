@@ -35,7 +35,8 @@ from wire.codes import ReleaseFile, ReleaseTarget, parse_release
 log = logging.getLogger("officepass.releases")
 
 TARGETS = ("bookworm-aarch64", "bookworm-x86_64")
-VERSION_RE = re.compile(r"[0-9A-Za-z.+_-]{1,64}")
+# PEP 440, as the wheels' versions must be (a public version, optionally +local).
+VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?(\+[a-z0-9]+(\.[a-z0-9]+)*)?")
 # pip's words for the Pi's and a PC's Debian bookworm (glibc 2.36), Python 3.11.
 _PLATFORMS = {"aarch64": "aarch64", "x86_64": "x86_64"}
 _MANYLINUX = ["manylinux2014_{arch}", *(f"manylinux_2_{n}_{{arch}}" for n in range(17, 37))]
@@ -100,8 +101,9 @@ def _file(path: Path) -> ReleaseFile:
 def publish(db: Session, keys: KeyRing, source: Path, version: str, releases: Path,
             targets: tuple[str, ...] = TARGETS, *, by: str) -> Built:
     """Build, sign and keep release `version`; ReleaseProblem says why not (nothing is kept then)."""
-    if not VERSION_RE.fullmatch(version):
-        raise ReleaseProblem(f"version {version!r}: 1-64 characters of 0-9A-Za-z.+_-")
+    if not VERSION_RE.fullmatch(version) or len(version) > 64:
+        raise ReleaseProblem(f"version {version!r} is not a PEP 440 version such as 0.2.0, 0.3.0rc1 or "
+                             "0.2.1+hotfix (at most 64 characters)")
     if db.get(ReleaseRecord, version) is not None:
         raise ReleaseProblem(f"release {version} exists already: a version is published once")
     unknown = [t for t in targets if t not in TARGETS]

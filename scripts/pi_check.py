@@ -26,8 +26,8 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("DOORCTL_PI_CHECK_CACHE", "/var/cache/doorctl-pi-check"))
@@ -373,14 +373,15 @@ def fleet_checks(c: Container, op: OperatorSide, table: Table, arch: str) -> Non
                           and (op.status(store, door).get("update") or {}).get("state") == "applied",
                           install_seconds)
         took = time.monotonic() - started
-        gap = _daemonless_seconds(c, "release 0.2.0: switch asked")
+        gap = _daemonless_seconds(c, "relay off, stopping")
         status = op.status(store, door)
         relay = c.board(op="state").get("relay")
         current = c.run("readlink /opt/doorctl/current").stdout.strip()
         shown = "?" if gap is None else f"{gap:.1f}"
         return applied and relay is False and current.endswith("/releases/0.2.0"), \
             (f"version {status.get('version')}, update {status.get('update')}, current -> {current}, "
-             f"relay on {relay}; {took:.0f} s from the rollout, {shown} s from the switch to READY")
+             f"relay on {relay}; {took:.0f} s from the rollout, {shown} s from the old daemon's stop to the new "
+             "one's READY")
 
     def rollback() -> tuple[bool, str]:
         broken = op.root / "broken-src"
@@ -394,11 +395,11 @@ def fleet_checks(c: Container, op: OperatorSide, table: Table, arch: str) -> Non
                 shutil.copy2(src, broken / part)
         daemon = broken / "controller" / "daemon.py"
         daemon.write_text(daemon.read_text() + '\nraise SystemExit("this release is broken on purpose")\n')
-        problem = release("0.3.0-broken", broken)
+        problem = release("0.3.0+broken", broken)
         if problem:
             return False, f"officepass release publish: {problem}"
         started = time.monotonic()
-        done = op.cli("door", "config", "--config", str(op.settings), "--set", "update.release=0.3.0-broken",
+        done = op.cli("door", "config", "--config", str(op.settings), "--set", "update.release=0.3.0+broken",
                       store, door)
         if done.returncode != 0:
             return False, done.stderr[-300:]
@@ -410,7 +411,7 @@ def fleet_checks(c: Container, op: OperatorSide, table: Table, arch: str) -> Non
         current = c.run("readlink /opt/doorctl/current").stdout.strip()
         update_report = status.get("update") or {}
         return back and relay is False and current.endswith("/releases/0.2.0") and \
-            "0.3.0-broken" in str(update_report), (f"{update_report}; back on {status.get('version')}, "
+            "0.3.0+broken" in str(update_report), (f"{update_report}; back on {status.get('version')}, "
                                                    f"current -> {current}, relay on {relay}; {took:.0f} s")
 
     for name, fn in (("enroll: one `doorctl enroll` line, the door online at the service", enroll),
