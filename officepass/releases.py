@@ -36,7 +36,8 @@ log = logging.getLogger("officepass.releases")
 
 TARGETS = ("bookworm-aarch64", "bookworm-x86_64")
 # PEP 440, as the wheels' versions must be (a public version, optionally +local).
-VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?(\+[a-z0-9]+(\.[a-z0-9]+)*)?")
+VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?"
+                        r"(\+[a-z0-9]+(\.[a-z0-9]+)*)?")
 # pip's words for the Pi's and a PC's Debian bookworm (glibc 2.36), Python 3.11.
 _PLATFORMS = {"aarch64": "aarch64", "x86_64": "x86_64"}
 _MANYLINUX = ["manylinux2014_{arch}", *(f"manylinux_2_{n}_{{arch}}" for n in range(17, 37))]

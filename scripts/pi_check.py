@@ -380,8 +380,8 @@ def fleet_checks(c: Container, op: OperatorSide, table: Table, arch: str) -> Non
         shown = "?" if gap is None else f"{gap:.1f}"
         return applied and relay is False and current.endswith("/releases/0.2.0"), \
             (f"version {status.get('version')}, update {status.get('update')}, current -> {current}, "
-             f"relay on {relay}; {took:.0f} s from the rollout, {shown} s from the old daemon's stop to the new "
-             "one's READY")
+             f"relay on {relay}; {took:.0f} s from the rollout, {shown} s from the old daemon's stop to "
+             "the new one's READY")
 
     def rollback() -> tuple[bool, str]:
         broken = op.root / "broken-src"
