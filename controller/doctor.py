@@ -66,6 +66,29 @@ def check_remote(path: str) -> list[Finding]:
             *(Finding("ok", line) for line in overridden(effective))]
 
 
+def check_update(config: Config) -> Finding:
+    """The release running, the one asked for, and what the update agent last said (contract §11)."""
+    from controller import __version__
+    from controller.updates import STATE_FILE, UPDATE_DIR, AgentState
+    from wire.fleet import UpdateState
+
+    agent = AgentState.read(config.storage.state_dir / UPDATE_DIR / STATE_FILE)
+    said = ""
+    if agent is not None:
+        said = f"; the update agent: {agent.state} {agent.version or ''}".rstrip()
+        said += f" ({agent.reason})" if agent.reason else ""
+    wanted = config.update.release
+    line = f"release {__version__} running"
+    line += f", {wanted} asked for" if wanted and wanted != __version__ else ""
+    if agent is not None and agent.state in (UpdateState.FAILED, UpdateState.ROLLED_BACK):
+        return Finding("warn", line + said, "journalctl -u doorctl-update -u doorctl; the operator "
+                       "publishes a fixed release and rolls it out")
+    if config.update.service is None:
+        return Finding("ok", line + said + "; no [update] service (doorctl enroll sets it): "
+                       "no remote updates")
+    return Finding("ok", line + said)
+
+
 def check_keys(config: Config) -> Finding:
     keys = config.credentials.keys
     return Finding("ok", f"{len(keys)} trusted key(s): {', '.join(keys)}")
@@ -315,7 +338,8 @@ def check_daemon(config: Config) -> list[Finding]:
 def run_doctor(path: str, out: Callable[[str], None] = print) -> int:
     config, findings = check_config(path)
     if config is not None:
-        findings += [check_keys(config), *check_clock(config), check_broker(config), *check_readers(config),
+        findings += [check_keys(config), check_update(config), *check_clock(config),
+                     check_broker(config), *check_readers(config),
                      *check_display(config), check_gpio(), check_disk(config), check_journal(config),
                      *check_secret_modes(config), check_power(), *check_daemon(config)]
     for f in findings:
