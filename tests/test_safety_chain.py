@@ -160,10 +160,19 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     settings = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert not [line for line in settings if line.startswith(("SupplementaryGroups=", "ProtectClock="))]
     assert "SystemCallFilter=@system-service adjtimex clock_adjtime" in settings
+    # The relay goes off from the base venv, which no update replaces (contract §11); the daemon runs
+    # the venv `current` points at.
+    assert "ExecStopPost=/opt/doorctl/.venv/bin/doorctl relay-off" in text
+    assert "ExecStart=/opt/doorctl/current/bin/doorctl run" in text
     venv_doorctl = str(ROOT / ".venv" / "bin" / "doorctl")
-    unit = tmp_path / "doorctl.service"
-    unit.write_text(text.replace("/opt/doorctl/.venv/bin/doorctl", venv_doorctl))
-    res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
+    units = []
+    for name in ("doorctl.service", "doorctl-update.service", "doorctl-update.path"):
+        unit = tmp_path / name
+        unit.write_text((ROOT / "systemd" / name).read_text()
+                        .replace("/opt/doorctl/.venv/bin/doorctl", venv_doorctl)
+                        .replace("/opt/doorctl/current/bin/doorctl", venv_doorctl))
+        units.append(str(unit))
+    res = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True,
                          env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"})
-    problems = [line for line in (res.stdout + res.stderr).splitlines() if str(unit) in line]
+    problems = [line for line in (res.stdout + res.stderr).splitlines() if str(tmp_path) in line]
     assert res.returncode == 0 and not problems, res.stdout + res.stderr
