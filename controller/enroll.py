@@ -36,6 +36,7 @@ from cryptography.x509.oid import NameOID
 
 from controller.config import ConfigError, load_config, load_mqtt_credentials, read_config_file
 from controller.config_edit import EditProblem, edit
+from controller.files import write_atomic
 from wire.fleet import (
     ENROLL_PATH,
     MAX_ENROLL_BYTES,
@@ -123,19 +124,6 @@ def ask(endpoint: str, request: EnrollRequest, ca_file: str | None) -> EnrollGra
         raise EnrollFailed(f"the service's answer does not fit: {exc}") from None
 
 
-def _write(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    if owner is not None:
-        os.chown(tmp, *owner)
-    os.replace(tmp, path)
-
-
 def _daemon_owner() -> tuple[int, int] | None:
     """The daemon's user and group when we are root and it exists (install-pi.sh makes it)."""
     if os.geteuid() != 0:
@@ -195,11 +183,11 @@ def enroll(service: str, code_text: str, config_path: Path, *, ca_file: str | No
                 (PASSWORD_FILE, (grant.password + "\n").encode(), 0o600, owner),
                 (CERT_FILE, grant.certificate_pem.encode(), 0o644, None),
                 (CA_FILE, grant.ca_pem.encode(), 0o644, None)):
-            _write(directory / name, data, mode, who)
+            write_atomic(directory / name, data, mode, who)
             written.append(directory / name)
         config_mode = config_path.stat().st_mode & 0o777
         config_owner = (config_path.stat().st_uid, config_path.stat().st_gid) if os.geteuid() == 0 else None
-        _write(config_path, new_text.encode(), config_mode, config_owner)
+        write_atomic(config_path, new_text, config_mode, config_owner)
         config = load_config(config_path)
         if config.mqtt is not None:
             load_mqtt_credentials(config.mqtt)

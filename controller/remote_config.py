@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from controller.config import Config, ConfigError, parse_config, read_config_file
 from controller.core import verifier_for
+from controller.files import write_atomic
 from wire.codes import ConfigDocument, MalformedCode, config_door, parse_config_document
 from wire.fleet import ConfigRefusal, remote_key_problem
 
@@ -210,16 +210,5 @@ class RemoteConfig:
     def keep_pending(self) -> int:
         """Write the waiting document where the next start reads it; the version. Raises OSError."""
         assert self.pending is not None
-        tmp = self._path.with_name(self._path.name + ".new")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(self.pending.text + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._path)
-        dir_fd = os.open(self._path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self._path, self.pending.text + "\n", 0o640)
         return self.pending.document.version

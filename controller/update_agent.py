@@ -40,6 +40,7 @@ from pathlib import Path
 
 from controller.config import Config, ConfigError
 from controller.core import verifier_for
+from controller.files import write_atomic
 from controller.remote_config import load_effective
 from controller.status_socket import query, status_socket_path
 from controller.updates import (
@@ -53,7 +54,6 @@ from controller.updates import (
     TRIAL_FILE,
     UPDATE_DIR,
     AgentState,
-    write_atomic,
 )
 from wire.codes import MalformedCode, ReleaseFile, ReleaseManifest
 from wire.fleet import HEALTH_SECONDS, UpdateState, release_file_path, release_manifest_path

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from controller import __version__
+from controller.files import write_atomic
 from wire.fleet import UpdateState
 from wire.payloads import UpdateReport
 
@@ -58,16 +58,6 @@ class AgentState:
                        body.get("previous"))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class UpdateWatch:

@@ -43,19 +43,25 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
+def _load_ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    try:
+        ca_key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), None)
+        ca_cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CaProblem(f"{directory}: the CA there cannot be read ({exc}); `officepass ca init` makes "
+                        "one") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise CaProblem(f"{directory / CA_KEY}: not an EC key")
+    return ca_key, ca_cert
+
+
 def init_ca(directory: Path, hostnames: list[str]) -> list[Path]:
     """Make the CA (kept if it exists) and a broker certificate for `hostnames`; the files written."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     now = datetime.datetime.now(datetime.UTC)
     written: list[Path] = []
     if (directory / CA_KEY).exists():
-        try:
-            ca_key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), None)
-            ca_cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise CaProblem(f"{directory}: the CA there cannot be read ({exc})") from None
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-            raise CaProblem(f"{directory / CA_KEY}: not an EC key")
+        ca_key, ca_cert = _load_ca(directory)
     else:
         ca_key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "officepass operator CA")])
@@ -118,13 +124,7 @@ def sign_client(directory: Path, csr_pem: bytes, username: str) -> x509.Certific
     """A client certificate for a door's own key (from its signing request, checked by
     `door_request`), its subject the broker identity `username`. CaProblem says why not."""
     public = door_request(csr_pem).public_key()
-    try:
-        ca_key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), None)
-        ca_cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise CaProblem(f"{directory}: the CA cannot be read ({exc}); run `officepass ca init`") from None
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise CaProblem(f"{directory / CA_KEY}: not an EC key")
+    ca_key, ca_cert = _load_ca(directory)
     now = datetime.datetime.now(datetime.UTC)
     return (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, username)]))

@@ -12,7 +12,6 @@ away. The door checks everything again with its own rules and says in its status
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,13 +22,13 @@ from sqlalchemy.orm import Session
 
 from officepass.keys import KeyRing
 from officepass.models import DoorConfig, StoreRecord
+from officepass.repeater import Repeater
 from wire.codes import config_door
 from wire.fleet import REMOTE_KEYS, remote_key_problem
 
 log = logging.getLogger("officepass.door_config")
 
 POLL_SECONDS = 10.0
-RETRY_START, RETRY_CAP = 1.0, 60.0
 
 # The value each settable key takes (the door's own rules check ranges); lists of text for `require`,
 # a table of kid = base64 key for `keys`.
@@ -148,37 +147,15 @@ class ConfigPublisher:
                  poll_seconds: float = POLL_SECONDS) -> None:
         self._sessions = sessions
         self._publish = publish  # (store, door, document) -> published retained; raises on failure
-        self._poll = poll_seconds
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self.published: dict[tuple[str, str], int] = {}  # the version the broker took, per door
-        self._thread = threading.Thread(target=self._run, name="door-configs", daemon=True)
+        self._repeater = Repeater("door-configs", self._round, poll_seconds, log,
+                                  "door configurations not all published")
+        self.start, self.stop, self.nudge = self._repeater.start, self._repeater.stop, self._repeater.nudge
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(10)
-
-    def nudge(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        retry = RETRY_START
-        while not self._stop.is_set():
-            try:
-                with self._sessions() as db:
-                    due = [p for p in newest_documents(db)
-                           if self.published.get((p.store, p.door)) != p.version]
-                for item in due:
-                    self._publish(item.store, item.door, item.document)
-                    self.published[(item.store, item.door)] = item.version
-                    log.info("configuration v%d of %s/%s published", item.version, item.store, item.door)
-                wait, retry = self._poll, RETRY_START
-            except Exception as exc:  # the broker or the database is away: again, later and later
-                log.warning("door configurations not all published (retrying in %.0f s): %s", retry, exc)
-                wait, retry = retry, min(retry * 2, RETRY_CAP)
-            self._wake.wait(wait)
-            self._wake.clear()
+    def _round(self) -> None:
+        with self._sessions() as db:
+            due = [p for p in newest_documents(db) if self.published.get((p.store, p.door)) != p.version]
+        for item in due:
+            self._publish(item.store, item.door, item.document)
+            self.published[(item.store, item.door)] = item.version
+            log.info("configuration v%d of %s/%s published", item.version, item.store, item.door)

@@ -241,17 +241,31 @@ def revocation_text_limit(max_members: int) -> int:
     return 256 + max_members * 110
 
 
-def parse_revocation(text: str, max_members: int) -> RevocationList:
-    """Check an `OPR1:` list's structure; raise MalformedCode naming the first problem."""
-    sign1 = _parse_sign1(text, REVOCATION_PREFIX, revocation_text_limit(max_members))
-    claims = sign1.claims
-    iss, iat, version, members = claims.get(_ISS), claims.get(_IAT), claims.get("v"), claims.get("m")
+def _issued(claims: dict[Any, Any]) -> tuple[str, int]:
+    """A signed document's issuer (1) and issue time (6), checked."""
+    iss, iat = claims.get(_ISS), claims.get(_IAT)
     if not isinstance(iss, str):
         raise MalformedCode("iss (1) missing or not text")
     if not _is_int(iat):
         raise MalformedCode("iat (6) missing or not an integer")
+    return iss, iat
+
+
+def _versioned(claims: dict[Any, Any]) -> tuple[str, int, int]:
+    """Issuer, issue time and the version `v` (0 to 2^63-1) of a list or a configuration, checked."""
+    iss, iat = _issued(claims)
+    version = claims.get("v")
     if not _is_int(version) or not 0 <= version <= MAX_VERSION:
         raise MalformedCode("v missing or not an integer from 0 to 2^63-1")
+    return iss, iat, version
+
+
+def parse_revocation(text: str, max_members: int) -> RevocationList:
+    """Check an `OPR1:` list's structure; raise MalformedCode naming the first problem."""
+    sign1 = _parse_sign1(text, REVOCATION_PREFIX, revocation_text_limit(max_members))
+    claims = sign1.claims
+    iss, iat, version = _versioned(claims)
+    members = claims.get("m")
     if not isinstance(members, (list, tuple)):
         raise MalformedCode("m missing or not an array")
     if len(members) > max_members:
@@ -287,14 +301,8 @@ def parse_config_document(text: str) -> ConfigDocument:
     """Check an `OPC1:` document's structure; raise MalformedCode naming the first problem."""
     sign1 = _parse_sign1(text, CONFIG_PREFIX, MAX_CONFIG_CHARS)
     claims = sign1.claims
-    iss, iat, version, door, settings = (claims.get(_ISS), claims.get(_IAT), claims.get("v"),
-                                         claims.get("door"), claims.get("set"))
-    if not isinstance(iss, str):
-        raise MalformedCode("iss (1) missing or not text")
-    if not _is_int(iat):
-        raise MalformedCode("iat (6) missing or not an integer")
-    if not _is_int(version) or not 0 <= version <= MAX_VERSION:
-        raise MalformedCode("v missing or not an integer from 0 to 2^63-1")
+    iss, iat, version = _versioned(claims)
+    door, settings = claims.get("door"), claims.get("set")
     if not isinstance(door, str) or len(door) > 129:
         raise MalformedCode("door missing or not text {store}/{door}")
     if not isinstance(settings, dict):
@@ -351,12 +359,8 @@ def parse_release(text: str) -> ReleaseManifest:
     """Check an `OPU1:` manifest's structure; raise MalformedCode naming the first problem."""
     sign1 = _parse_sign1(text, RELEASE_PREFIX, MAX_RELEASE_CHARS)
     claims = sign1.claims
-    iss, iat = claims.get(_ISS), claims.get(_IAT)
+    iss, iat = _issued(claims)
     version, targets = claims.get("version"), claims.get("targets")
-    if not isinstance(iss, str):
-        raise MalformedCode("iss (1) missing or not text")
-    if not _is_int(iat):
-        raise MalformedCode("iat (6) missing or not an integer")
     if not isinstance(version, str) or not _RELEASE_VERSION_RE.fullmatch(version):
         raise MalformedCode("version missing or not 1-64 characters of 0-9A-Za-z.+_-")
     if not isinstance(targets, dict) or not targets:
