@@ -67,7 +67,7 @@ class UpdateWatch:
         self.dir = state_dir / UPDATE_DIR
         self.release = release  # update.release (a remote configuration may change it live)
         self.running = running
-        self._asked_at: float | None = None  # monotonic: when the daemon dropped its request
+        self._asked: tuple[str, float] | None = None  # the release asked for, and when (monotonic)
         self._agent: AgentState | None = None
         self._mtime = -1.0
         self.switch_wanted = False
@@ -100,7 +100,7 @@ class UpdateWatch:
         self.switch_wanted = False
         wanted = self.release
         if wanted is None or wanted == self.running:
-            self._asked_at = None
+            self._asked = None
             self.problem = None
             return
         agent = self._read_agent()
@@ -111,16 +111,15 @@ class UpdateWatch:
                 self.switch_wanted = not (self.dir / SWITCH_REQUEST).exists()
                 return
             if agent.state in (UpdateState.DOWNLOADING, UpdateState.SWITCHING):
-                self._asked_at = None
-                return
+                return  # the agent is at it
         now = time.monotonic()
-        if self._asked_at is None:
+        if self._asked is None or self._asked[0] != wanted:
             if not self._request(INSTALL_REQUEST, wanted):
                 return
-            self._asked_at = now
+            self._asked = (wanted, now)
             log.info("release %s asked for (running %s): the update agent downloads and installs it",
                      wanted, self.running)
-        elif now - self._asked_at > AGENT_SILENT_SECONDS and (self.dir / INSTALL_REQUEST).exists():
+        elif now - self._asked[1] > AGENT_SILENT_SECONDS and (self.dir / INSTALL_REQUEST).exists():
             self.problem = (f"no update agent took the request in {AGENT_SILENT_SECONDS:.0f} s "
                             "(is doorctl-update.path enabled?)")
 
