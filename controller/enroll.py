@@ -16,7 +16,6 @@ A refused code (unknown, used, expired) is a clear message and nothing is writte
 from __future__ import annotations
 
 import grp
-import ipaddress
 import os
 import pwd
 import shutil
@@ -37,6 +36,7 @@ from cryptography.x509.oid import NameOID
 from controller.config import ConfigError, load_config, load_mqtt_credentials, read_config_file
 from controller.config_edit import EditProblem, edit
 from controller.files import write_atomic
+from controller.net import loopback
 from wire.fleet import (
     ENROLL_PATH,
     MAX_ENROLL_BYTES,
@@ -75,19 +75,10 @@ def _endpoint(service: str) -> str:
     parts = urlsplit(service)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise EnrollFailed(f"--service {service!r}: give the pass service's address, https://HOST", 2)
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not loopback(parts.hostname):
         raise EnrollFailed(f"--service {service!r}: plain http only to this machine; the code and the "
                            "door's identity travel over https", 2)
     return service.rstrip("/") + ENROLL_PATH
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def new_key() -> tuple[ec.EllipticCurvePrivateKey, str]:

@@ -37,10 +37,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from controller.config import Config, ConfigError
 from controller.core import verifier_for
 from controller.files import write_atomic
+from controller.net import loopback
 from controller.remote_config import load_effective
 from controller.status_socket import query, status_socket_path
 from controller.updates import (
@@ -148,7 +150,10 @@ class Agent:
     # --- install -----------------------------------------------------------------------------
 
     def _fetch(self, url: str, limit: int) -> bytes:
-        context = ssl.create_default_context() if url.startswith("https") else None
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback(parts.hostname or "")):
+            raise UpdateFailed(f"{url}: releases come over https (plain http only from this machine)")
+        context = ssl.create_default_context() if parts.scheme == "https" else None
         try:
             with urllib.request.urlopen(url, timeout=FETCH_SECONDS, context=context) as answer:
                 data: bytes = answer.read(limit + 1)
