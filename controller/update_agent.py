@@ -143,6 +143,9 @@ class Agent:
                     self.install(version)
             except UpdateFailed as exc:
                 self.say(UpdateState.FAILED, version, str(exc))
+            except Exception as exc:  # whatever went wrong, the daemon must not wait on it forever
+                log.exception("update %s failed unexpectedly", version)
+                self.say(UpdateState.FAILED, version, f"{type(exc).__name__}: {exc}")
             finally:
                 path.unlink(missing_ok=True)
         return 0
