@@ -230,9 +230,12 @@ class Agent:
     # --- switch ------------------------------------------------------------------------------
 
     def _unit(self) -> dict[str, str]:
-        done = subprocess.run([self.systemctl, "show", UNIT, "-p",
-                               "ActiveState,SubState,MainPID,NRestarts,Result"],
-                              capture_output=True, text=True, timeout=30, check=False)
+        try:
+            done = subprocess.run([self.systemctl, "show", UNIT, "-p",
+                                   "ActiveState,SubState,MainPID,NRestarts,Result"],
+                                  capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return {}  # not known: not healthy
         return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
 
     def _restart(self) -> None:
@@ -307,8 +310,12 @@ class Agent:
             self._relay_off()
             _point(places.current, venv)
         deadline = time.monotonic() + HEALTH_SECONDS
-        self._restart()
-        problem = self._healthy_within(version, deadline)
+        try:
+            self._restart()
+            problem = self._healthy_within(version, deadline)
+        except Exception as exc:  # a watch that broke is no proof of health: back
+            log.exception("release %s: the health watch failed", version)
+            problem = f"the health watch failed: {type(exc).__name__}: {exc}"
         if problem is None:
             trial.unlink(missing_ok=True)
             self.say(UpdateState.APPLIED, version, None, previous)
