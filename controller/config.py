@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from drivers.gpio import PinWiring
 from drivers.picamera import parse_source
 from drivers.readers import ReaderConfig
+from wire.codes import RELEASE_VERSION_RE
 from wire.credentials import CredentialProblems, MqttCredentials, load_credentials
 from wire.rules import DEFAULT_ISSUER, DEFAULT_PREFIX
 from wire.topics import prefix_problem
@@ -332,7 +333,7 @@ def _service_url(v: str) -> str | None:
 
 UPDATE_FIELDS = {
     "quiet_wait_minutes": Field(_INT, default=30, check=_range(0, 24 * 60)),
-    "release": Field(_STR, check=_regex(re.compile(r"[0-9A-Za-z.+_-]{1,64}"), "a release version")),
+    "release": Field(_STR, check=_regex(RELEASE_VERSION_RE, "a release version")),
     "service": Field(_STR, check=_service_url),
 }
 SECTIONS = {"door", "lock", "reader", "credentials", "mqtt", "storage", "presence", "update"}

@@ -281,6 +281,7 @@ def cmd_webhook_remove(args: argparse.Namespace) -> int:
 
 def cmd_door_add(args: argparse.Namespace) -> int:
     from officepass.enrollment import EnrollProblem, add_door
+    from wire.fleet import enroll_command
 
     settings = _settings(args.config, "door add")
     if settings is None:
@@ -295,7 +296,7 @@ def cmd_door_add(args: argparse.Namespace) -> int:
     print(f"# {made.store}/{made.door} registered as {role}.")
     print(f"# One-time enrollment code, valid until {made.expires:%Y-%m-%d %H:%M} UTC. On the Pi, after "
           "install-pi.sh:")
-    print(f"sudo /opt/doorctl/.venv/bin/doorctl enroll --service {settings.base_url} {made.code}")
+    print(enroll_command(settings.base_url, made.code))
     return 0
 
 

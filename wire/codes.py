@@ -39,7 +39,7 @@ RELEASE_PREFIX = "OPU1:"
 MAX_RELEASE_CHARS = 256 * 1024
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _FILE_RE = re.compile(r"[A-Za-z0-9._+-]{1,200}")
-_RELEASE_VERSION_RE = re.compile(r"[0-9A-Za-z.+_-]{1,64}")
+RELEASE_VERSION_RE = re.compile(r"[0-9A-Za-z.+_-]{1,64}")
 _TARGET_RE = re.compile(r"[a-z0-9]+-[a-z0-9_]+")
 MAX_CONFIG_CHARS = 64 * 1024  # a door's settings and a few trusted keys: a few hundred bytes
 COSE_SIGN1_TAG = 18
@@ -361,7 +361,7 @@ def parse_release(text: str) -> ReleaseManifest:
     claims = sign1.claims
     iss, iat = _issued(claims)
     version, targets = claims.get("version"), claims.get("targets")
-    if not isinstance(version, str) or not _RELEASE_VERSION_RE.fullmatch(version):
+    if not isinstance(version, str) or not RELEASE_VERSION_RE.fullmatch(version):
         raise MalformedCode("version missing or not 1-64 characters of 0-9A-Za-z.+_-")
     if not isinstance(targets, dict) or not targets:
         raise MalformedCode("targets missing or not a map of targets")

@@ -236,3 +236,8 @@ DOOR_PAGE = "/s/{store}/{door}"
 
 def door_page_template(base_url: str) -> str:
     return base_url.rstrip("/") + DOOR_PAGE
+
+
+def enroll_command(service_url: str, code: str) -> str:
+    """The one line a technician runs on a new Pi after install-pi.sh."""
+    return f"sudo /opt/doorctl/.venv/bin/doorctl enroll --service {service_url} {code}"

@@ -18,7 +18,7 @@ from officepass.models import DoorConfig, Enrollment
 from officepass.notifier import Change
 from officepass.web.guard import DB, Operator, check_csrf
 from officepass.web.pages import render
-from wire.fleet import REMOTE_KEYS
+from wire.fleet import REMOTE_KEYS, enroll_command
 
 router = APIRouter(prefix="/console", dependencies=[Depends(check_csrf)])
 HISTORY_ROWS = 10
@@ -89,4 +89,5 @@ def new_door(request: Request, store: Annotated[str, Form()], door: Annotated[st
         raise HTTPException(400, str(exc)) from None
     request.app.state.notifier.changed({Change.CONSOLE})
     base = request.app.state.base_url
-    return render(request, "console_enroll.html", {"user": user, "made": made, "base_url": base})
+    return render(request, "console_enroll.html", {"user": user, "made": made,
+                                                   "command": enroll_command(base, made.code)})
