@@ -20,10 +20,19 @@ Protocol: one JSON object per line on stdout.
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":
+    # The worker's own process (python -m drivers.camera_worker) does no cryptography, yet numpy
+    # seeds numpy.random through `secrets`, and hashlib's OpenSSL binding would map libcrypto for
+    # it: 3.4 MB of the worker's resident memory, measured. Without `_hashlib`, hashlib uses
+    # CPython's own implementations (its documented fallback). Only here, before numpy is
+    # imported; a process that imports this module (a test) keeps its OpenSSL.
+    sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
+
 import argparse
 import importlib
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator

@@ -108,7 +108,7 @@ def sim_platform(wiring: PinWiring, readers: tuple[ReaderConfig, ...], socket_pa
             from drivers.camera import CameraReader
 
             return CameraReader(reader.name, reader.side, f"{socket_path}#{reader.name}",
-                                frames="hwsim.camera:frames")
+                                frames=runtime.CAMERA_FRAMES)
         return real_reader(reader)
 
     def make_screen(framebuffer: str) -> Screen:

@@ -31,6 +31,7 @@ from hwsim.board import SimBoard, Wiring
 from hwsim.camera import SimCamera
 from hwsim.ipcamera import IpCamera
 from hwsim.render import phone_frame, qr_image
+from hwsim.runtime import CAMERA_FRAMES
 from hwsim.serial_port import SimSerialPort
 from hwsim.server import BoardServer
 from tests.helpers import PHOTOS, STAND_INS, code
@@ -300,7 +301,7 @@ def camera_reader(sim_camera: tuple[SimCamera, str]) -> Iterator[tuple[SimCamera
     camera, source = sim_camera
     got = Collector()
     # The simulated camera as the sim platform chooses it: the worker's frame source at startup.
-    reader = CameraReader("front", "entry", source, frames="hwsim.camera:frames")
+    reader = CameraReader("front", "entry", source, frames=CAMERA_FRAMES)
     reader.start(got.deliver, got.on_health)
     try:
         assert wait_for(lambda: got.healthy() is True, 10)

@@ -5,9 +5,8 @@ for a moment a phone with that code is held up, moving a little (a new pose ever
 few frames), rendered by hwsim.render. Frames are served over the board socket as
 raw grey bytes, each with its capture time (time.monotonic()).
 
-`frames(address)` is the camera worker's side: a frame source with the same signature as
-the door's OpenCV and Picamera2 sources, chosen once at startup by the simulated platform
-(the worker is started with `--frames hwsim.camera:frames`).
+The camera worker's side, the frames' reader, is `hwsim.camera_feed` (kept apart so the worker
+does not load this renderer).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -102,24 +100,3 @@ class SimCamera:
                 time.sleep(delay)
             else:
                 next_due = time.monotonic()
-
-
-def frames(address: str) -> Iterator[tuple[float, np.ndarray]]:
-    """Frames from the simulated board's camera: `SOCKET#READER`."""
-    path, _, reader = address.partition("#")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
-    sock.sendall(json.dumps({"op": "camera_stream", "reader": reader}).encode() + b"\n")
-    stream = sock.makefile("rb")
-    reply = json.loads(stream.readline() or b"{}")
-    if not reply.get("ok"):
-        raise OSError(f"simulated camera {reader!r}: {reply.get('error', 'no answer')}")
-    while True:
-        header = stream.readline()
-        if not header:
-            raise OSError("simulated camera stream ended (unplugged)")
-        meta = json.loads(header)
-        data = stream.read(meta["n"])
-        if len(data) != meta["n"]:
-            raise OSError("simulated camera stream cut mid-frame")
-        yield meta["t"], np.frombuffer(data, np.uint8).reshape(meta["h"], meta["w"])

@@ -18,9 +18,13 @@ from hwsim.readers import SimReaders, camera_is_simulated, serial_link_path
 from hwsim.screen import ScreenState, SimScreen
 from hwsim.server import BoardLink, BoardServer, LocalLink, RemoteLink, board_answers
 
+# The camera worker's --frames for a simulated camera: named, not imported (it needs numpy, which
+# the daemon does not load).
+CAMERA_FRAMES = "hwsim.camera_feed:frames"
+
 # What drivers.platform (the one startup choice) uses of the simulator.
-__all__ = ["SimScreen", "attach_or_host", "board_answers", "camera_is_simulated", "host_board",
-           "serial_link_path", "sim_factory"]
+__all__ = ["CAMERA_FRAMES", "SimScreen", "attach_or_host", "board_answers", "camera_is_simulated",
+           "host_board", "serial_link_path", "sim_factory"]
 
 log = logging.getLogger("hwsim")
 
