@@ -104,7 +104,7 @@ def latency_and_memory(presses: int = 60, commands: int = 40) -> None:
             total = sum(rss_mb(pid) for pid in pids)
             parts = " + ".join(f"{rss_mb(pid):.0f}" for pid in pids)
             print(f"{'resident memory, daemon + camera worker':<44}{total:>8.0f} MB ({parts})"
-                  "   target < 120 MB")
+                  "   target < 100 MB")
         finally:
             door.stop()
             cloud.close()

@@ -29,7 +29,9 @@ log = logging.getLogger("officepass.connection")
 # The broker keeps this instance's subscriptions and queues its QoS 1 messages while it is away (a
 # restart of the service or of the broker): events published meanwhile still arrive.
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
-RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send at once
+# Unacknowledged messages the broker may send at once. Asked, not relied on: mosquitto 2.0.11 keeps
+# to it only until the first acknowledgements (measured; see officepass.consumer).
+RECEIVE_MAXIMUM = 1000
 Handler = Callable[[mqtt.MQTTMessage], None]
 ROUTES_KEPT = 50_000
 
