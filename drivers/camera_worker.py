@@ -28,7 +28,7 @@ if __name__ == "__main__":
     # it: 3.4 MB of the worker's resident memory, measured. Without `_hashlib`, hashlib uses
     # CPython's own implementations (its documented fallback). Only here, before numpy is
     # imported; a process that imports this module (a test) keeps its OpenSSL.
-    sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]  # None: "not importable"
 
 import argparse
 import importlib
